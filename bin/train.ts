@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/** `npm run train -- [options]`: trains a model on MNIST as pytorch/examples' mnist/main.py does. */
+import { Command, Option } from 'commander';
+import { BACKEND_REQUESTS, BackendRequest } from '../lib/backend';
+import { fraction, nonNegativeInt, positiveInt, positiveNumber } from '../lib/cli';
+import { runMain } from '../lib/errors';
+import { createProgress } from '../lib/progress';
+import { MODEL_NAMES } from '../lib/models';
+import { OPTIMIZERS, OptimizerName } from '../lib/optim';
+import { DEFAULTS, runTraining } from '../lib/train';
+
+const program = new Command('train')
+  .description('Train a model on MNIST (defaults: the reference script\'s Net, Adadelta lr 1.0, gamma 0.7, 5 epochs).')
+  .addOption(new Option('--model <name>', 'model to train').choices(MODEL_NAMES).default(DEFAULTS.model))
+  .option('--data <source>', "'embedded' (10,000 digits shipped with the project) or a folder with the four MNIST IDX files (.gz or raw)", DEFAULTS.data)
+  .option('--download', 'download the official MNIST files into data/mnist (md5-checked) and train on them', false)
+  .option('--epochs <n>', 'number of epochs to train', positiveInt, DEFAULTS.epochs)
+  .option('--batch-size <n>', 'input batch size for training', positiveInt, DEFAULTS.batchSize)
+  .option('--test-batch-size <n>', 'input batch size for testing', positiveInt, DEFAULTS.testBatchSize)
+  .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZERS).default(DEFAULTS.optimizer))
+  .option('--lr <rate>', 'learning rate', positiveNumber, DEFAULTS.lr)
+  .option('--gamma <factor>', 'learning rate step gamma (lr multiplied by it after each epoch)', positiveNumber, DEFAULTS.gamma)
+  .option('--momentum <m>', 'momentum (sgd only)', fraction, DEFAULTS.momentum)
+  .option('--seed <n>', 'random seed', nonNegativeInt, DEFAULTS.seed)
+  .option('--log-interval <n>', 'how many batches to wait before logging training status', positiveInt, DEFAULTS.logInterval)
+  .option('--limit <n>', 'use only the first N training samples (quick runs)', positiveInt)
+  .addOption(new Option('--backend <name>', 'tfjs backend; auto prefers tfjs-node-gpu, then tfjs-node, wasm, cpu')
+    .choices(BACKEND_REQUESTS).default(DEFAULTS.backend))
+  .option('--out <dir>', 'run folder for config, metrics and checkpoints (default: runs/<timestamp>)')
+  .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint')
+  .option('--plain', 'plain log lines even on a terminal (no progress bar)', false)
+  .addHelpText('after', `
+Output: the model summary, "Train Epoch: ..." lines every --log-interval batches and a
+"Test set: ..." line per epoch, as the PyTorch reference prints them. The run folder holds
+config.json, metrics.jsonl (one line per epoch), last.ckpt (after every epoch) and best.ckpt.
+
+Environment: MNIST_MIRRORS (comma-separated base URLs for --download).
+
+Examples:
+  npm run train                                  # 5 epochs on the embedded digits
+  npm run train -- --epochs 1 --limit 640        # a quick check
+  npm run train -- --data ../shared/data/mnist   # a folder of IDX files
+  npm run train -- --resume runs/2026-11-23-10-00-00 --epochs 8`);
+
+runMain(async () => {
+  program.parse();
+  const o = program.opts();
+  await runTraining({
+    model: o.model, data: o.data, download: o.download, epochs: o.epochs, batchSize: o.batchSize,
+    testBatchSize: o.testBatchSize, lr: o.lr, gamma: o.gamma, optimizer: o.optimizer as OptimizerName,
+    momentum: o.momentum, seed: o.seed, logInterval: o.logInterval, limit: o.limit,
+    backend: o.backend as BackendRequest, out: o.out, resume: o.resume,
+  }, createProgress(o.plain));
+});

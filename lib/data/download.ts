@@ -1,0 +1,101 @@
+/**
+ * Downloads the official MNIST files, verifying each one's md5 before it is kept.
+ * Each file is streamed to a temporary name and renamed only when its checksum matches,
+ * so an interrupted or corrupted download never leaves a file that looks complete.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { UserError } from '../errors';
+import { MNIST_FILES } from './files';
+
+/** The usual public mirrors, tried in order (the same as torchvision's). */
+export const DEFAULT_MIRRORS = [
+  'https://ossci-datasets.s3.amazonaws.com/mnist/',
+  'http://yann.lecun.com/exdb/mnist/',
+];
+
+/** md5 of the official gzip files. */
+export const MNIST_MD5: Record<string, string> = {
+  [`${MNIST_FILES.trainImages}.gz`]: 'f68b3c2dcbeaaa9fbdd348bbdeb94873',
+  [`${MNIST_FILES.trainLabels}.gz`]: 'd53e105ee54ea40749a09fcbcd1e9432',
+  [`${MNIST_FILES.testImages}.gz`]: '9fb629c4189551a2d022fa330f9573f3',
+  [`${MNIST_FILES.testLabels}.gz`]: 'ec29112dd5afa0611ce80d1b7f02629c',
+};
+
+export interface DownloadOptions {
+  dir: string;
+  /** Base URLs ending in '/'; default: $MNIST_MIRRORS (comma-separated) or DEFAULT_MIRRORS. */
+  mirrors?: string[];
+  /** Per-request time limit. */
+  timeoutMs?: number;
+  log?: (line: string) => void;
+  /** Expected checksums (tests pass their own). */
+  md5?: Record<string, string>;
+}
+
+export function md5OfFile(file: string): string {
+  return crypto.createHash('md5').update(fs.readFileSync(file)).digest('hex');
+}
+
+export function mirrorsFromEnv(): string[] {
+  const env = process.env.MNIST_MIRRORS;
+  return env ? env.split(',').map((m) => m.trim()).filter(Boolean) : DEFAULT_MIRRORS;
+}
+
+async function fetchTo(url: string, dest: string, expectedMd5: string, timeoutMs: number): Promise<void> {
+  const tmp = `${dest}.part-${process.pid}`;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok || !res.body) throw new Error(`HTTP ${res.status} ${res.statusText}`);
+    const hash = crypto.createHash('md5');
+    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+    body.on('data', (chunk: Buffer) => hash.update(chunk));
+    await pipeline(body, fs.createWriteStream(tmp));
+    const got = hash.digest('hex');
+    if (got !== expectedMd5) throw new Error(`md5 ${got}, expected ${expectedMd5} (corrupted or wrong file)`);
+    fs.renameSync(tmp, dest);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    const e = err as Error & { cause?: Error };
+    throw new Error(e.cause?.message ? `${e.message}: ${e.cause.message}` : e.message);
+  }
+}
+
+/** Fetches the four files into `dir` (skipping ones already there with the right md5). */
+export async function downloadMnist(options: DownloadOptions): Promise<string> {
+  const { dir, timeoutMs = 60_000, log = () => {} } = options;
+  const mirrors = options.mirrors ?? mirrorsFromEnv();
+  const sums = options.md5 ?? MNIST_MD5;
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [name, md5] of Object.entries(sums)) {
+    const dest = path.join(dir, name);
+    if (fs.existsSync(dest) && md5OfFile(dest) === md5) {
+      log(`${name}: already present, md5 ok`);
+      continue;
+    }
+    const failures: string[] = [];
+    let done = false;
+    for (const mirror of mirrors) {
+      const url = new URL(name, mirror).toString();
+      log(`Downloading ${url}`);
+      try {
+        await fetchTo(url, dest, md5, timeoutMs);
+        log(`${name}: md5 ok`);
+        done = true;
+        break;
+      } catch (err) {
+        failures.push(`${url}: ${(err as Error).message}`);
+        log(`  failed: ${(err as Error).message}`);
+      }
+    }
+    if (!done) {
+      throw new UserError(`could not download ${name} from any mirror:\n  ${failures.join('\n  ')}\n` +
+        'Without network access, use the embedded default (--data embedded) or a folder holding the ' +
+        'MNIST files (--data DIR). Other mirrors can be given in MNIST_MIRRORS (comma-separated base URLs).');
+    }
+  }
+  return dir;
+}

@@ -1,0 +1,242 @@
+/**
+ * The training loop, in the reference script's order: train one epoch, test, step the
+ * learning rate; with metrics, checkpoints and resume.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { BackendRequest, initBackend } from './backend';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint';
+import { writeFileAtomic } from './data/idx';
+import { downloadMnist } from './data/download';
+import { Dataset, Split, limitTrain, loadEmbedded, loadFolder } from './data/mnist';
+import { UserError } from './errors';
+import { DataLoader } from './loader';
+import { createModel, seedDropout } from './models';
+import { OptimizerName, createOptimizer, learningRateAt, setLearningRate } from './optim';
+import { dataRoot } from './paths';
+import { Progress, createProgress } from './progress';
+import { rng } from './random';
+import { formatSummary, summarize } from './summary';
+
+export interface TrainOptions {
+  model: string;
+  /** 'embedded' or a folder of IDX files. */
+  data: string;
+  download: boolean;
+  epochs: number;
+  batchSize: number;
+  testBatchSize: number;
+  lr: number;
+  gamma: number;
+  optimizer: OptimizerName;
+  momentum: number;
+  seed: number;
+  logInterval: number;
+  limit?: number;
+  backend: BackendRequest;
+  /** Output folder; default runs/<timestamp>. */
+  out?: string;
+  /** A run folder to continue from its last checkpoint. */
+  resume?: string;
+}
+
+export const DEFAULTS: TrainOptions = {
+  model: 'net', data: 'embedded', download: false, epochs: 5, batchSize: 64, testBatchSize: 1000,
+  lr: 1.0, gamma: 0.7, optimizer: 'adadelta', momentum: 0, seed: 1, logInterval: 10, backend: 'auto',
+};
+
+export interface EpochMetrics {
+  epoch: number;
+  lr: number;
+  train_loss: number;
+  test_loss: number;
+  test_accuracy: number;
+  test_correct: number;
+  test_total: number;
+  train_seconds: number;
+  test_seconds: number;
+  samples_per_second: number;
+  backend: string;
+  num_tensors: number;
+}
+
+export interface RunResult {
+  outDir: string;
+  metrics: EpochMetrics[];
+  backend: string;
+}
+
+/** Negative log-likelihood of log-probabilities (F.nll_loss, mean over the batch). */
+export function nllLoss(logProbs: tf.Tensor, target: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(logProbs, tf.oneHot(target as tf.Tensor1D, logProbs.shape[1]!)), 1))) as tf.Scalar);
+}
+
+/** Loads the data set named by the options (embedded, a folder, or downloaded). */
+export async function loadData(options: Pick<TrainOptions, 'data' | 'download' | 'limit'>, log: (s: string) => void): Promise<Dataset> {
+  let data: Dataset;
+  if (options.download) {
+    const dir = await downloadMnist({ dir: path.join(dataRoot(), 'mnist'), log });
+    data = loadFolder(dir);
+  } else if (options.data === 'embedded') {
+    data = loadEmbedded();
+  } else {
+    data = loadFolder(options.data);
+  }
+  return limitTrain(data, options.limit);
+}
+
+export interface EpochContext {
+  model: tf.LayersModel;
+  optimizer: tf.Optimizer;
+  loader: DataLoader;
+  logInterval: number;
+  progress: Progress;
+}
+
+/** One pass over the training data; returns the mean training loss. */
+export async function trainEpoch(ctx: EpochContext, epoch: number): Promise<number> {
+  const { model, optimizer, loader, progress } = ctx;
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const total = loader.split.count;
+  const started = performance.now();
+  let seen = 0;
+  let lossSum = tf.scalar(0);
+  progress.start(`Epoch ${epoch}`, total);
+  for await (const batch of loader) {
+    const data = tf.tensor4d(batch.images, [batch.size, 28, 28, 1]);
+    const target = tf.tensor1d(batch.labels, 'int32');
+    const { value: loss, grads } = tf.variableGrads(() => nllLoss(model.apply(data, { training: true }) as tf.Tensor, target), vars);
+    optimizer.applyGradients(grads);
+    const nextSum = tf.tidy(() => lossSum.add<tf.Scalar>(loss.mul(batch.size)));
+    lossSum.dispose();
+    lossSum = nextSum;
+    seen += batch.size;
+    if (batch.index % ctx.logInterval === 0) {
+      const value = (await loss.data())[0];
+      progress.line(`Train Epoch: ${epoch} [${batch.index * loader.batchSize}/${total} ` +
+        `(${((100 * batch.index) / loader.length).toFixed(0)}%)]\tLoss: ${value.toFixed(6)}`);
+      progress.update(seen, value, seen / ((performance.now() - started) / 1000));
+    }
+    tf.dispose([data, target, loss, ...Object.values(grads)]);
+  }
+  progress.stop();
+  const mean = (await lossSum.data())[0] / seen;
+  lossSum.dispose();
+  return mean;
+}
+
+export interface TestResult { loss: number; correct: number; total: number; accuracy: number }
+
+/** Average NLL and accuracy over a split, in batches of `batchSize` (no dropout). */
+export async function evaluate(model: tf.LayersModel, split: Split, batchSize: number): Promise<TestResult> {
+  const loader = new DataLoader(split, { batchSize });
+  let lossSum = 0;
+  let correct = 0;
+  for await (const batch of loader) {
+    const [l, c] = tf.tidy(() => {
+      const data = tf.tensor4d(batch.images, [batch.size, 28, 28, 1]);
+      const target = tf.tensor1d(batch.labels, 'int32');
+      const out = model.apply(data, { training: false }) as tf.Tensor;
+      return [nllLoss(out, target).mul(batch.size), out.argMax(1).equal(target).sum()];
+    });
+    lossSum += (await l.data())[0];
+    correct += (await c.data())[0];
+    tf.dispose([l, c]);
+  }
+  const total = split.count;
+  return { loss: lossSum / total, correct, total, accuracy: (100 * correct) / total };
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*/, '');
+}
+
+function readResumeConfig(dir: string): TrainOptions {
+  const file = path.join(dir, 'config.json');
+  if (!fs.existsSync(file)) throw new UserError(`${dir}: not a run folder (no config.json) — --resume expects a folder written by train`);
+  return JSON.parse(fs.readFileSync(file, 'utf8')).options as TrainOptions;
+}
+
+/** Keeps metrics.jsonl lines up to `epoch` (a resumed run rewrites the later ones). */
+function truncateMetrics(file: string, epoch: number): EpochMetrics[] {
+  if (!fs.existsSync(file)) return [];
+  const kept = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as EpochMetrics).filter((m) => m.epoch <= epoch);
+  writeFileAtomic(file, kept.map((m) => JSON.stringify(m) + '\n').join(''));
+  return kept;
+}
+
+/** Trains a model as the reference script does; prints as it goes; writes the run folder. */
+export async function runTraining(given: TrainOptions, progress: Progress = createProgress()): Promise<RunResult> {
+  let options = given;
+  if (given.resume) {
+    // The saved options decide the run; only the epoch count may be raised.
+    options = { ...readResumeConfig(given.resume), resume: given.resume, out: given.resume, epochs: given.epochs };
+  }
+  const backend = await initBackend(options.backend);
+  progress.line(backend.line);
+  const data = await loadData(options, (s) => progress.line(s));
+  progress.line(`Data: ${data.note}`);
+
+  const outDir = path.resolve(options.out ?? path.join('runs', timestamp()));
+  fs.mkdirSync(outDir, { recursive: true });
+  const model = createModel(options.model, options.seed);
+  progress.line(formatSummary(summarize(model)));
+  const optimizer = createOptimizer(options.optimizer, options.lr, options.momentum);
+  const metricsFile = path.join(outDir, 'metrics.jsonl');
+
+  let startEpoch = 1;
+  let best = 0;
+  let metrics: EpochMetrics[] = [];
+  if (options.resume) {
+    const ckpt = loadCheckpoint(path.join(outDir, 'last.ckpt'));
+    model.setWeights(ckpt.weights);
+    // Creates the optimizer's slots in the order the gradients use, then overwrites them.
+    await optimizer.setWeights(ckpt.optimizer);
+    tf.dispose(ckpt.weights);
+    startEpoch = ckpt.epoch + 1;
+    best = ckpt.bestAccuracy;
+    metrics = truncateMetrics(metricsFile, ckpt.epoch);
+    progress.line(`Resuming from ${path.join(outDir, 'last.ckpt')} after epoch ${ckpt.epoch}`);
+  } else {
+    fs.rmSync(metricsFile, { force: true });
+  }
+  writeFileAtomic(path.join(outDir, 'config.json'), JSON.stringify({
+    options: { ...options, out: outDir }, backend: backend.name, engine: backend.engine,
+    data: { name: data.name, train: data.train.count, test: data.test.count, note: data.note },
+  }, null, 2) + '\n');
+
+  const loader = new DataLoader(data.train, { batchSize: options.batchSize, shuffle: true, seed: options.seed });
+  for (let epoch = startEpoch; epoch <= options.epochs; epoch++) {
+    const lr = learningRateAt(options.lr, options.gamma, epoch);
+    setLearningRate(optimizer, lr);
+    loader.setEpoch(epoch);
+    seedDropout(model, rng(options.seed, 'dropout', epoch));
+    const t0 = performance.now();
+    const trainLoss = await trainEpoch({ model, optimizer, loader, logInterval: options.logInterval, progress }, epoch);
+    const t1 = performance.now();
+    const test = await evaluate(model, data.test, options.testBatchSize);
+    const t2 = performance.now();
+    progress.line(`\nTest set: Average loss: ${test.loss.toFixed(4)}, Accuracy: ${test.correct}/${test.total} ` +
+      `(${test.accuracy.toFixed(2)}%)\n`);
+    const m: EpochMetrics = {
+      epoch, lr, train_loss: trainLoss, test_loss: test.loss, test_accuracy: test.accuracy,
+      test_correct: test.correct, test_total: test.total,
+      train_seconds: (t1 - t0) / 1000, test_seconds: (t2 - t1) / 1000,
+      samples_per_second: data.train.count / ((t1 - t0) / 1000), backend: backend.name,
+      num_tensors: tf.memory().numTensors,
+    };
+    metrics.push(m);
+    fs.appendFileSync(metricsFile, JSON.stringify(m) + '\n');
+    const improved = test.accuracy > best;
+    best = Math.max(best, test.accuracy);
+    const meta = { epoch, testAccuracy: test.accuracy, bestAccuracy: best, config: { ...options, out: outDir } };
+    await saveCheckpoint(path.join(outDir, 'last.ckpt'), model, optimizer, meta);
+    if (improved) await saveCheckpoint(path.join(outDir, 'best.ckpt'), model, optimizer, meta);
+  }
+  progress.line(`Run folder: ${outDir}`);
+  optimizer.dispose();
+  model.dispose();
+  return { outDir, metrics, backend: backend.name };
+}

@@ -1,0 +1,187 @@
+/**
+ * Training kernels for the `wasm` backend.
+ *
+ * As shipped, tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter (a conv net cannot
+ * train), and its input-gradient convolution and transposed matrix products take slow
+ * paths. Each kernel here rewrites the gradient as the backend's own fast forward
+ * kernels (Conv2D, BatchMatMul without transposes) plus cheap Transpose/Reverse, and
+ * falls back to the original kernel (or a plain loop) outside the shapes it covers.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+
+const { backend_util } = tf;
+
+/** The parts of BackendWasm these kernels use. */
+interface WasmBackend {
+  disposeData(dataId: object): boolean;
+  readSync(dataId: object): tf.backend_util.BackendValues;
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+}
+
+type Inputs = Record<string, TensorInfo>;
+
+function kernel(name: string): KernelFunc {
+  const config = tf.getKernel(name, 'wasm');
+  if (!config) throw new Error(`wasm kernel ${name} is not registered`);
+  return config.kernelFunc;
+}
+
+function call(name: string, backend: WasmBackend, inputs: Inputs, attrs: NamedAttrMap): TensorInfo {
+  return kernel(name)({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+}
+
+function transpose(backend: WasmBackend, x: TensorInfo, perm: number[]): TensorInfo {
+  return call('Transpose', backend, { x }, { perm });
+}
+
+/** Swaps the last two axes (for matrix products). */
+function swapLastTwo(backend: WasmBackend, x: TensorInfo): TensorInfo {
+  const perm = x.shape.map((_, i) => i);
+  const r = perm.length;
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+  return transpose(backend, x, perm);
+}
+
+function convInfo(xShape: number[], filterShape: number[], attrs: NamedAttrMap) {
+  const { strides, pad, dataFormat, dimRoundingMode, dilations } = attrs as unknown as tf.Conv2DAttrs;
+  return backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number], filterShape as [number, number, number, number],
+    strides, dilations ?? 1, pad, dimRoundingMode, false,
+    backend_util.convertConv2DDataFormat(dataFormat ?? 'NHWC'),
+  );
+}
+
+function isUnitStride(info: tf.backend_util.Conv2DInfo): boolean {
+  return info.strideHeight === 1 && info.strideWidth === 1 &&
+    info.dilationHeight === 1 && info.dilationWidth === 1 && info.dataFormat === 'channelsLast';
+}
+
+/**
+ * dW[kh,kw,ci,co] = Σ_{n,y,x} x[n, y+kh-top, x+kw-left, ci] · dy[n,y,x,co] (stride 1):
+ * a forward convolution of x (channels and batch swapped) by dy (batch as input channels).
+ */
+function conv2DBackpropFilter({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo {
+  const { x, dy } = inputs;
+  const filterShape = (attrs as unknown as tf.Conv2DBackpropFilterAttrs).filterShape;
+  const info = convInfo(x.shape, filterShape, attrs);
+  if (!isUnitStride(info)) return conv2DBackpropFilterLoop(backend, x, dy, info);
+  const { top, bottom, left, right } = info.padInfo;
+  const xT = transpose(backend, x, [3, 1, 2, 0]); // [ci, H, W, N]
+  const dyT = transpose(backend, dy, [1, 2, 0, 3]); // [oh, ow, N, co]
+  const r = call('Conv2D', backend, { x: xT, filter: dyT }, {
+    strides: 1, dilations: 1, dataFormat: 'NHWC',
+    pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
+  } as unknown as NamedAttrMap); // [ci, kh, kw, co]
+  const dw = transpose(backend, r, [1, 2, 0, 3]);
+  for (const t of [xT, dyT, r]) backend.disposeData(t.dataId);
+  return dw;
+}
+
+/** Reference loop for strides/dilations the fast path does not cover. */
+function conv2DBackpropFilterLoop(backend: WasmBackend, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  if (info.dataFormat !== 'channelsLast') throw new Error('wasm Conv2DBackpropFilter supports NHWC only');
+  const xs = backend.readSync(x.dataId) as Float32Array;
+  const dys = backend.readSync(dy.dataId) as Float32Array;
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } = info;
+  const out = backend.makeOutput([filterHeight, filterWidth, inChannels, outChannels], 'float32');
+  const dw = backend.typedArrayFromHeap(out);
+  dw.fill(0);
+  for (let kh = 0; kh < filterHeight; kh++) {
+    for (let kw = 0; kw < filterWidth; kw++) {
+      for (let n = 0; n < batchSize; n++) {
+        for (let y = 0; y < outHeight; y++) {
+          const iy = y * info.strideHeight + kh * info.dilationHeight - info.padInfo.top;
+          if (iy < 0 || iy >= inHeight) continue;
+          for (let xo = 0; xo < outWidth; xo++) {
+            const ix = xo * info.strideWidth + kw * info.dilationWidth - info.padInfo.left;
+            if (ix < 0 || ix >= inWidth) continue;
+            const xBase = ((n * inHeight + iy) * inWidth + ix) * inChannels;
+            const dyBase = ((n * outHeight + y) * outWidth + xo) * outChannels;
+            for (let ci = 0; ci < inChannels; ci++) {
+              const xv = xs[xBase + ci];
+              const wBase = ((kh * filterWidth + kw) * inChannels + ci) * outChannels;
+              for (let co = 0; co < outChannels; co++) dw[wBase + co] += xv * dys[dyBase + co];
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * dx = full convolution of dy with the spatially flipped filter, in/out channels swapped
+ * (stride 1). The padding becomes k-1-pad on each side.
+ */
+function makeConv2DBackpropInput(original: KernelFunc) {
+  return ({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo => {
+    const { dy, filter } = inputs;
+    const inputShape = (attrs as unknown as tf.Conv2DBackpropInputAttrs).inputShape;
+    const info = convInfo(inputShape, filter.shape, attrs);
+    const { top, bottom, left, right } = info.padInfo;
+    const kh = info.filterHeight;
+    const kw = info.filterWidth;
+    const pads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right];
+    if (!isUnitStride(info) || pads.some((p) => p < 0)) {
+      return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+    }
+    const flipped = call('Reverse', backend, { x: filter }, { dims: [0, 1] });
+    const w = transpose(backend, flipped, [0, 1, 3, 2]); // [kh, kw, co, ci]
+    const dx = call('Conv2D', backend, { x: dy, filter: w }, {
+      strides: 1, dilations: 1, dataFormat: 'NHWC',
+      pad: [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]],
+    } as unknown as NamedAttrMap);
+    for (const t of [flipped, w]) backend.disposeData(t.dataId);
+    return dx;
+  };
+}
+
+/** Matrix products with transposed operands: transpose first, then the fast product. */
+function makeTransposeFirst(original: KernelFunc, operands: [string, string]) {
+  return ({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo => {
+    const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+    if (!transposeA && !transposeB) {
+      return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+    }
+    const [aName, bName] = operands;
+    const temps: TensorInfo[] = [];
+    const a = transposeA ? swapLastTwo(backend, inputs[aName]) : inputs[aName];
+    const b = transposeB ? swapLastTwo(backend, inputs[bName]) : inputs[bName];
+    if (transposeA) temps.push(a);
+    if (transposeB) temps.push(b);
+    const out = original({
+      inputs: { ...inputs, [aName]: a, [bName]: b },
+      attrs: { ...attrs, transposeA: false, transposeB: false },
+      backend: backend as unknown as tf.KernelBackend,
+    }) as TensorInfo;
+    for (const t of temps) backend.disposeData(t.dataId);
+    return out;
+  };
+}
+
+let registered = false;
+
+/** Kernel configs this module installs, with the originals they wrap. Exposed for tests. */
+export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul'] as const;
+
+/** Registers the training kernels for 'wasm' (idempotent). Call before tf.setBackend('wasm'). */
+export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  registered = true;
+  const replace = (name: string, make: (original: KernelFunc) => KernelFunc) => {
+    const original = tf.getKernel(name, 'wasm');
+    if (!original) throw new Error(`wasm kernel ${name} is missing: tfjs-backend-wasm version mismatch?`);
+    tf.unregisterKernel(name, 'wasm');
+    const config: KernelConfig = { ...original, kernelFunc: make(original.kernelFunc) };
+    tf.registerKernel(config);
+  };
+  if (!tf.getKernel('Conv2DBackpropFilter', 'wasm')) {
+    tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilter as unknown as KernelFunc });
+  }
+  replace('Conv2DBackpropInput', (o) => makeConv2DBackpropInput(o) as unknown as KernelFunc);
+  replace('BatchMatMul', (o) => makeTransposeFirst(o, ['a', 'b']) as unknown as KernelFunc);
+  replace('_FusedMatMul', (o) => makeTransposeFirst(o, ['a', 'b']) as unknown as KernelFunc);
+}
