@@ -139,33 +139,91 @@ function makeConv2DBackpropInput(original: KernelFunc) {
   };
 }
 
-/** Matrix products with transposed operands: transpose first, then the fast product. */
-function makeTransposeFirst(original: KernelFunc, operands: [string, string]) {
+/**
+ * Matrix products with transposed operands, rewritten as products without transposes.
+ * A·Bᵀ is either A·(Bᵀ) (transpose B) or (B·Aᵀ)ᵀ (transpose A and the result): the
+ * cheaper of the two is used, as a [64,1024]·[3136,1024]ᵀ product would otherwise
+ * transpose a 3.2M-element weight matrix every step.
+ */
+function makeTransposeFirst(original: KernelFunc) {
+  const run = (backend: WasmBackend, inputs: Inputs, attrs: NamedAttrMap, a: TensorInfo, b: TensorInfo) =>
+    original({ inputs: { ...inputs, a, b }, attrs: { ...attrs, transposeA: false, transposeB: false }, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
   return ({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo => {
     const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
-    if (!transposeA && !transposeB) {
-      return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
-    }
-    const [aName, bName] = operands;
+    const { a, b } = inputs;
+    if (!transposeA && !transposeB) return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+    const size = (t: TensorInfo) => t.shape.reduce((x, y) => x * y, 1);
+    const fused = Object.keys(inputs).length > 2; // bias / prelu inputs apply to the un-swapped result
     const temps: TensorInfo[] = [];
-    const a = transposeA ? swapLastTwo(backend, inputs[aName]) : inputs[aName];
-    const b = transposeB ? swapLastTwo(backend, inputs[bName]) : inputs[bName];
-    if (transposeA) temps.push(a);
-    if (transposeB) temps.push(b);
-    const out = original({
-      inputs: { ...inputs, [aName]: a, [bName]: b },
-      attrs: { ...attrs, transposeA: false, transposeB: false },
-      backend: backend as unknown as tf.KernelBackend,
-    }) as TensorInfo;
+    let out: TensorInfo;
+    if (transposeB && !transposeA && !fused && a.shape.length === b.shape.length) {
+      // Elements transposed: m·k + m·n by the swapped form, n·k by transposing B.
+      const r = a.shape.length;
+      const [m, k, n] = [a.shape[r - 2], a.shape[r - 1], b.shape[r - 2]];
+      if (m * k + m * n < n * k) {
+        const aT = swapLastTwo(backend, a);
+        const bAT = run(backend, inputs, attrs, b, aT); // [n, m]
+        out = swapLastTwo(backend, bAT);
+        for (const t of [aT, bAT]) backend.disposeData(t.dataId);
+        return out;
+      }
+    }
+    const a2 = transposeA ? swapLastTwo(backend, a) : a;
+    const b2 = transposeB ? swapLastTwo(backend, b) : b;
+    if (transposeA) temps.push(a2);
+    if (transposeB) temps.push(b2);
+    out = run(backend, inputs, attrs, a2, b2);
     for (const t of temps) backend.disposeData(t.dataId);
     return out;
   };
 }
 
+/**
+ * MaxPoolGrad as one pass over the wasm heap: each output's gradient goes to the first
+ * maximum of its window (the cpu backend's rule). Covers every pooling config (NHWC).
+ */
+function maxPoolGrad({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo {
+  const { dy, input } = inputs;
+  const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as tf.MaxPoolGradAttrs;
+  const info = backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const xs = backend.typedArrayFromHeap(input);
+  const dys = backend.typedArrayFromHeap(dy);
+  const out = backend.makeOutput(input.shape, 'float32');
+  const dx = backend.typedArrayFromHeap(out);
+  dx.fill(0);
+  const { batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
+  const { top, left } = info.padInfo;
+  for (let n = 0; n < batchSize; n++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      const y0 = oy * strideHeight - top;
+      for (let ox = 0; ox < outWidth; ox++) {
+        const x0 = ox * strideWidth - left;
+        const dyBase = ((n * outHeight + oy) * outWidth + ox) * C;
+        for (let c = 0; c < C; c++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let fy = 0; fy < filterHeight; fy++) {
+            const y = y0 + fy;
+            if (y < 0 || y >= inHeight) continue;
+            for (let fx = 0; fx < filterWidth; fx++) {
+              const x = x0 + fx;
+              if (x < 0 || x >= inWidth) continue;
+              const i = ((n * inHeight + y) * inWidth + x) * C + c;
+              if (xs[i] > best) { best = xs[i]; at = i; }
+            }
+          }
+          if (at >= 0) dx[at] += dys[dyBase + c];
+        }
+      }
+    }
+  }
+  return out;
+}
+
 let registered = false;
 
-/** Kernel configs this module installs, with the originals they wrap. Exposed for tests. */
-export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul'] as const;
+/** The kernels this module installs or replaces (tests cover each). */
+export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul', 'MaxPoolGrad'] as const;
 
 /** Registers the training kernels for 'wasm' (idempotent). Call before tf.setBackend('wasm'). */
 export function registerWasmTrainingKernels(): void {
@@ -182,6 +240,7 @@ export function registerWasmTrainingKernels(): void {
     tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilter as unknown as KernelFunc });
   }
   replace('Conv2DBackpropInput', (o) => makeConv2DBackpropInput(o) as unknown as KernelFunc);
-  replace('BatchMatMul', (o) => makeTransposeFirst(o, ['a', 'b']) as unknown as KernelFunc);
-  replace('_FusedMatMul', (o) => makeTransposeFirst(o, ['a', 'b']) as unknown as KernelFunc);
+  replace('BatchMatMul', (o) => makeTransposeFirst(o) as unknown as KernelFunc);
+  replace('_FusedMatMul', (o) => makeTransposeFirst(o) as unknown as KernelFunc);
+  replace('MaxPoolGrad', () => maxPoolGrad as unknown as KernelFunc);
 }
