@@ -27,9 +27,10 @@ export interface Checkpoint extends CheckpointMeta {
 }
 
 export async function saveCheckpoint(file: string, model: tf.LayersModel, optimizer: tf.Optimizer, meta: CheckpointMeta): Promise<void> {
+  const optimizerState = await optimizer.getWeights();
   const named: NamedTensor[] = [
     ...model.getWeights().map((t, i) => ({ name: `weight/${i}`, tensor: t })),
-    ...(await optimizer.getWeights()).map((w) => ({ name: `optimizer/${w.name}`, tensor: w.tensor })),
+    ...optimizerState.map((w) => ({ name: `optimizer/${w.name}`, tensor: w.tensor })),
   ];
   const tensors: StoredTensor[] = [];
   const chunks: Buffer[] = [];
@@ -41,6 +42,8 @@ export async function saveCheckpoint(file: string, model: tf.LayersModel, optimi
     chunks.push(Buffer.from(bytes));
     offset += bytes.length;
   }
+  // getWeights() makes a new scalar for the iteration count; the rest are the optimizer's own variables.
+  tf.dispose(optimizerState.filter((w) => !(w.tensor instanceof tf.Variable)).map((w) => w.tensor));
   const header = Buffer.from(JSON.stringify({ ...meta, tensors }));
   const pad = (4 - ((MAGIC.length + 4 + header.length) % 4)) % 4;
   const len = Buffer.alloc(4);

@@ -1,0 +1,38 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { spawnSync } from 'node:child_process';
+import { encodeIdx } from '../lib/data/idx';
+import { MNIST_FILES } from '../lib/data/files';
+import { projectRoot } from '../lib/paths';
+
+export function tmpDir(prefix = 'mnist-lab-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Writes a small valid data folder: `train`/`test` samples of 28x28 with labels i % 10. */
+export function writeDataFolder(dir: string, train = 40, test = 20, gzip = false): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const write = (name: string, bytes: Buffer) =>
+    fs.writeFileSync(path.join(dir, gzip ? `${name}.gz` : name), gzip ? zlib.gzipSync(bytes) : bytes);
+  const split = (n: number, imagesName: string, labelsName: string) => {
+    const images = new Uint8Array(n * 784).map((_, i) => (i * 7) % 256);
+    const labels = Uint8Array.from({ length: n }, (_, i) => i % 10);
+    write(imagesName, encodeIdx([n, 28, 28], images));
+    write(labelsName, encodeIdx([n], labels));
+  };
+  split(train, MNIST_FILES.trainImages, MNIST_FILES.trainLabels);
+  split(test, MNIST_FILES.testImages, MNIST_FILES.testLabels);
+  return dir;
+}
+
+export interface CliResult { status: number | null; stdout: string; stderr: string }
+
+/** Runs one of the compiled CLIs (dist/bin/NAME.js) to completion. */
+export function runCli(name: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 600_000): CliResult {
+  const r = spawnSync(process.execPath, [path.join(projectRoot(), 'dist', 'bin', `${name}.js`), ...args], {
+    encoding: 'utf8', env: { ...process.env, ...env }, timeout: timeoutMs,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}

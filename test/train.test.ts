@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { loadCheckpoint } from '../lib/checkpoint';
+import { memoryProgress } from '../lib/progress';
+import { DEFAULTS, EpochMetrics, runTraining, TrainOptions } from '../lib/train';
+import { tmpDir } from './helpers';
+
+// Tiny runs on the embedded digits: 256 training samples, 4 steps of 64 per epoch.
+const tiny = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions =>
+  ({ ...DEFAULTS, backend: 'wasm', epochs: 2, limit: 256, logInterval: 2, out, ...extra });
+
+const readMetrics = (dir: string): EpochMetrics[] =>
+  fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+describe('training', () => {
+  const lines: string[] = [];
+  let first: Awaited<ReturnType<typeof runTraining>>;
+
+  it('prints the reference output and writes the run folder', async () => {
+    first = await runTraining(tiny(tmpDir()), memoryProgress(lines));
+    const text = lines.join('\n');
+    assert.match(text, /^Backend: wasm — /m);
+    assert.match(text, /Total params: 3,274,634/);
+    assert.match(text, /^Train Epoch: 1 \[0\/256 \(0%\)\]\tLoss: \d\.\d{6}$/m);
+    assert.match(text, /^Train Epoch: 2 \[128\/256 \(50%\)\]\tLoss: \d\.\d{6}$/m);
+    assert.match(text, /^Test set: Average loss: \d\.\d{4}, Accuracy: \d+\/2000 \(\d+\.\d\d%\)$/m);
+    assert.match(text, /NOT the official MNIST test set/);
+    const { outDir } = first;
+    for (const f of ['config.json', 'metrics.jsonl', 'last.ckpt', 'best.ckpt']) assert.ok(fs.existsSync(path.join(outDir, f)), f);
+    const metrics = readMetrics(outDir);
+    assert.deepEqual(metrics.map((m) => m.epoch), [1, 2]);
+    for (const key of ['train_loss', 'test_loss', 'test_accuracy', 'train_seconds', 'samples_per_second']) {
+      assert.equal(typeof metrics[0][key as keyof EpochMetrics], 'number', key);
+    }
+    assert.equal(metrics[0].backend, 'wasm');
+    assert.equal(metrics[1].lr, 0.7);
+    // Even 8 steps of Adadelta at lr 1.0 learn something (chance is 10%).
+    assert.ok(metrics[1].test_accuracy > 30, `accuracy ${metrics[1].test_accuracy}`);
+    const ckpt = loadCheckpoint(path.join(outDir, 'last.ckpt'));
+    assert.equal(ckpt.epoch, 2);
+    assert.equal(ckpt.weights.length, 8);
+    assert.equal(ckpt.optimizer.length, 1 + 2 * 8); // iterations + two Adadelta slots per weight
+  });
+
+  it('keeps the tensor count flat from epoch to epoch (no leaks)', () => {
+    const [a, b] = first.metrics;
+    assert.equal(a.num_tensors, b.num_tensors);
+  });
+
+  it('gives the same losses for the same seed', async () => {
+    const again = await runTraining(tiny(tmpDir()), memoryProgress([]));
+    assert.deepEqual(again.metrics.map((m) => [m.train_loss, m.test_loss]), first.metrics.map((m) => [m.train_loss, m.test_loss]));
+    const other = await runTraining(tiny(tmpDir(), { seed: 2, epochs: 1 }), memoryProgress([]));
+    assert.notEqual(other.metrics[0].train_loss, first.metrics[0].train_loss);
+  });
+
+  it('resumes from the last checkpoint with the result of an uninterrupted run', async () => {
+    const dir = tmpDir();
+    await runTraining(tiny(dir, { epochs: 1 }), memoryProgress([]));
+    const out: string[] = [];
+    const resumed = await runTraining({ ...tiny(dir), resume: dir, epochs: 2 }, memoryProgress(out));
+    assert.match(out.join('\n'), /Resuming from .*last\.ckpt after epoch 1/);
+    assert.deepEqual(resumed.metrics.map((m) => m.epoch), [1, 2]);
+    assert.deepEqual(readMetrics(dir).map((m) => [m.epoch, m.train_loss, m.test_loss]),
+      first.metrics.map((m) => [m.epoch, m.train_loss, m.test_loss]));
+  });
+});

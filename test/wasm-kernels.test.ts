@@ -1,0 +1,126 @@
+/**
+ * Every kernel lib/wasm-kernels installs, checked against the cpu backend on random
+ * inputs over the shapes, strides and paddings the models use.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../lib/backend';
+
+type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+
+async function onBoth<T extends tf.Tensor[]>(inputs: { shape: number[]; seed: number }[], f: (...xs: tf.Tensor[]) => T) {
+  const values = inputs.map(({ shape, seed }) => ({ shape, data: tf.randomUniform(shape, -1, 1, 'float32', seed).dataSync() }));
+  const results: Float32Array[][] = [];
+  for (const backend of ['wasm', 'cpu']) {
+    await tf.setBackend(backend);
+    const outs = tf.tidy(() => f(...values.map((v) => tf.tensor(v.data, v.shape))));
+    results.push(outs.map((t) => t.dataSync() as Float32Array));
+    tf.dispose(outs);
+  }
+  await tf.setBackend('wasm');
+  return results;
+}
+
+function assertClose(a: Float32Array, b: Float32Array, label: string): void {
+  assert.equal(a.length, b.length, `${label}: lengths`);
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]));
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  }
+  assert.ok(diff <= 1e-4 * Math.max(1, scale), `${label}: max difference ${diff} (scale ${scale})`);
+}
+
+describe('wasm training kernels match the cpu backend', () => {
+  before(async () => {
+    await initBackend('wasm');
+  });
+
+  const convCases: [string, number[], number[], number, Pad][] = [
+    ['Net conv1 5x5 same', [4, 28, 28, 1], [5, 5, 1, 32], 1, 'same'],
+    ['Net conv2 5x5 same', [4, 14, 14, 32], [5, 5, 32, 64], 1, 'same'],
+    ['3x3 valid', [3, 12, 12, 8], [3, 3, 8, 16], 1, 'valid'],
+    ['1x1 valid', [3, 9, 9, 24], [1, 1, 24, 8], 1, 'valid'],
+    ['7x7 valid to 1x1', [2, 7, 7, 10], [7, 7, 10, 10], 1, 'valid'],
+    ['3x3 explicit asymmetric padding', [2, 10, 10, 3], [3, 3, 3, 4], 1, [[0, 0], [1, 2], [2, 0], [0, 0]]],
+    ['3x3 same stride 2 (fallback paths)', [2, 11, 11, 3], [3, 3, 3, 4], 2, 'same'],
+  ];
+  for (const [label, xShape, wShape, stride, pad] of convCases) {
+    it(`conv2d gradients: ${label}`, async () => {
+      const [wasm, cpu] = await onBoth([{ shape: xShape, seed: 1 }, { shape: wShape, seed: 2 }], (x, w) => {
+        const loss = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad).square().sum();
+        return tf.grads(loss)([x, w]);
+      });
+      assertClose(wasm[0], cpu[0], `${label} dx`);
+      assertClose(wasm[1], cpu[1], `${label} dw`);
+    });
+  }
+
+  const matCases: [string, number[], number[], boolean, boolean][] = [
+    ['dW = xᵀ·dy', [64, 300], [64, 100], true, false],
+    ['dx = dy·Wᵀ (wide W: swapped form)', [16, 100], [900, 100], false, true],
+    ['A·Bᵀ (transpose B form)', [200, 30], [10, 30], false, true],
+    ['Aᵀ·Bᵀ', [30, 20], [40, 30], true, true],
+    ['batched Aᵀ·B', [3, 20, 8], [3, 20, 6], true, false],
+  ];
+  for (const [label, aShape, bShape, ta, tb] of matCases) {
+    it(`matMul with transposes: ${label}`, async () => {
+      const [wasm, cpu] = await onBoth([{ shape: aShape, seed: 3 }, { shape: bShape, seed: 4 }], (a, b) => [tf.matMul(a, b, ta, tb)]);
+      assertClose(wasm[0], cpu[0], label);
+    });
+  }
+
+  it('fused matMul with bias and activation and a transposed operand', async () => {
+    const [wasm, cpu] = await onBoth([{ shape: [32, 50], seed: 5 }, { shape: [20, 50], seed: 6 }, { shape: [20], seed: 7 }],
+      (a, b, bias) => [tf.fused.matMul({ a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true, bias, activation: 'relu' })]);
+    assertClose(wasm[0], cpu[0], 'fused');
+  });
+
+  const poolCases: [string, number[], number, number, 'same' | 'valid'][] = [
+    ['2x2/2 (Net)', [4, 28, 28, 32], 2, 2, 'valid'],
+    ['2x2/2 odd size', [2, 7, 7, 5], 2, 2, 'valid'],
+    ['3x3/1 same', [2, 9, 9, 4], 3, 1, 'same'],
+  ];
+  for (const [label, shape, size, stride, pad] of poolCases) {
+    it(`max pooling gradient: ${label}`, async () => {
+      const [wasm, cpu] = await onBoth([{ shape, seed: 8 }], (x) =>
+        [tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, size, stride, pad).square().sum())(x)]);
+      assertClose(wasm[0], cpu[0], label);
+    });
+    it(`average pooling gradient: ${label}`, async () => {
+      const [wasm, cpu] = await onBoth([{ shape, seed: 9 }], (x) =>
+        [tf.grad((a: tf.Tensor) => tf.avgPool(a as tf.Tensor4D, size, stride, pad).square().sum())(x)]);
+      assertClose(wasm[0], cpu[0], label);
+    });
+  }
+
+  it('batch norm gradients', async () => {
+    const [wasm, cpu] = await onBoth([{ shape: [4, 6, 6, 8], seed: 10 }, { shape: [8], seed: 11 }, { shape: [8], seed: 12 }], (x, scale, offset) => {
+      const f = (a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => {
+        const { mean, variance } = tf.moments(a, [0, 1, 2]);
+        return tf.batchNorm(a, mean, variance, o, s, 1e-5).square().sum();
+      };
+      return tf.grads(f)([x, scale, offset]);
+    });
+    wasm.forEach((g, i) => assertClose(g, cpu[i], `batch norm grad ${i}`));
+  });
+
+  it('leaves no tensors behind', async () => {
+    const x = tf.randomUniform([2, 14, 14, 32], -1, 1, 'float32', 1);
+    const w = tf.randomUniform([5, 5, 32, 64], -1, 1, 'float32', 2);
+    const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').sum();
+    tf.dispose(tf.grads(f)([x, w]));
+    const before = tf.memory().numTensors;
+    const bytes = tf.memory().numBytes;
+    for (let i = 0; i < 3; i++) {
+      tf.dispose(tf.grads(f)([x, w]));
+      tf.dispose(tf.tidy(() => tf.matMul(x.reshape([28, 448]), tf.ones([100, 448]), false, true)));
+      tf.dispose(tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid').sum())(x));
+    }
+    assert.equal(tf.memory().numTensors, before);
+    assert.equal(tf.memory().numBytes, bytes);
+    tf.dispose([x, w]);
+  });
+});
