@@ -63,6 +63,7 @@ export async function benchModel(modelName: string, batchSize: number, warmup = 
   const profile = await tf.profile(trainStep);
   const byKernel = new Map<string, KernelTime>();
   for (const k of profile.kernels) {
+    if (k.name.endsWith('__op')) continue; // op wrappers (fusedConv2d__op) would count their kernel twice
     const entry = byKernel.get(k.name) ?? { kernel: k.name, ms: 0, calls: 0 };
     entry.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
     entry.calls++;
