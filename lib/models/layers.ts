@@ -67,3 +67,72 @@ export class InitSeeds {
     };
   }
 }
+
+export interface Conv2dConfig {
+  filters: number;
+  kernelSize: number;
+  strides?: number;
+  padding: 'same' | 'valid';
+  useBias?: boolean;
+  kernelInitializer: Initializer;
+  biasInitializer?: Initializer;
+  inputShape?: number[];
+  name?: string;
+}
+
+/**
+ * A 2-D convolution on the plain conv2d op. tfjs-layers' Conv2D uses the fused op, whose
+ * gradient computes the input gradient even when nothing needs it (the first layer's
+ * input is the data): about 30 ms of every Net training step on wasm. The plain op's
+ * gradients are computed only for inputs on the path to a trainable weight.
+ */
+export class Conv2d extends tf.layers.Layer {
+  static className = 'Conv2d';
+  readonly filters: number;
+  readonly kernelSize: number;
+  readonly strides: number;
+  readonly padding: 'same' | 'valid';
+  readonly useBias: boolean;
+  private readonly kernelInitializer: Initializer;
+  private readonly biasInitializer?: Initializer;
+  private kernel?: tf.LayerVariable;
+  private bias?: tf.LayerVariable;
+
+  constructor(config: Conv2dConfig) {
+    super({ name: config.name, inputShape: config.inputShape });
+    this.filters = config.filters;
+    this.kernelSize = config.kernelSize;
+    this.strides = config.strides ?? 1;
+    this.padding = config.padding;
+    this.useBias = config.useBias ?? true;
+    this.kernelInitializer = config.kernelInitializer;
+    this.biasInitializer = config.biasInitializer;
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const channels = shape[shape.length - 1]!;
+    this.kernel = this.addWeight('kernel', [this.kernelSize, this.kernelSize, channels, this.filters], 'float32', this.kernelInitializer);
+    if (this.useBias) this.bias = this.addWeight('bias', [this.filters], 'float32', this.biasInitializer);
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    const [n, h, w] = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const out = (size: number | null) => size == null ? null
+      : this.padding === 'same' ? Math.ceil(size / this.strides) : Math.floor((size - this.kernelSize) / this.strides) + 1;
+    return [n, out(h), out(w), this.filters];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const y = tf.conv2d(one(inputs) as tf.Tensor4D, this.kernel!.read() as tf.Tensor4D, this.strides, this.padding);
+      return this.bias ? tf.add(y, this.bias.read()) : y;
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), filters: this.filters, kernelSize: this.kernelSize, strides: this.strides, padding: this.padding, useBias: this.useBias };
+  }
+}
+tf.serialization.registerClass(Conv2d);

@@ -5,16 +5,14 @@
  * 3,274,634 parameters. Tensors are NHWC (TensorFlow.js); summaries print NCHW.
  */
 import * as tf from '@tensorflow/tfjs';
-import { InitSeeds, LogSoftmax, SeededDropout } from './layers';
+import { Conv2d, InitSeeds, LogSoftmax, SeededDropout } from './layers';
 
 export function buildNet(seeds: InitSeeds): tf.Sequential {
   const model = tf.sequential({ name: 'Net' });
-  model.add(tf.layers.conv2d({
-    inputShape: [28, 28, 1], filters: 32, kernelSize: 5, strides: 1, padding: 'same', ...seeds.torchDefault(5 * 5 * 1),
-  }));
+  model.add(new Conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 5, padding: 'same', ...seeds.torchDefault(5 * 5 * 1) }));
   model.add(tf.layers.reLU());
   model.add(tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }));
-  model.add(tf.layers.conv2d({ filters: 64, kernelSize: 5, strides: 1, padding: 'same', ...seeds.torchDefault(5 * 5 * 32) }));
+  model.add(new Conv2d({ filters: 64, kernelSize: 5, padding: 'same', ...seeds.torchDefault(5 * 5 * 32) }));
   model.add(tf.layers.reLU());
   model.add(tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }));
   model.add(tf.layers.flatten());
