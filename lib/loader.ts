@@ -66,6 +66,9 @@ export class DataLoader implements AsyncIterable<Batch> {
       const images = new Float32Array(indices.length * px);
       const labels = new Int32Array(indices.length);
       collate(this.split.images, this.split.labels, indices, images, labels);
+      // On synchronous backends (wasm, cpu) the training step never yields: give timers
+      // (the progress bar, signals) a turn between batches.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       yield { index, size: indices.length, images, labels };
     }
   }

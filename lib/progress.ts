@@ -35,7 +35,8 @@ class BarProgress implements Progress {
     this.bar = this.multi.create(total, 0, { label, loss: '-', speed: '-' });
   }
   update(done: number, loss: number, samplesPerSecond: number): void {
-    this.bar?.update(done, { loss: loss.toFixed(4), speed: samplesPerSecond.toFixed(0) });
+    this.bar?.update(done, { loss: Number.isNaN(loss) ? '-' : loss.toFixed(4), speed: samplesPerSecond.toFixed(0) });
+    this.multi.update(); // redraw now: a synchronous training step starves the bar's timer
   }
   stop(): void {
     if (!this.bar) return;

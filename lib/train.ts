@@ -101,6 +101,7 @@ export async function trainEpoch(ctx: EpochContext, epoch: number): Promise<numb
   const total = loader.split.count;
   const started = performance.now();
   let seen = 0;
+  let lastLoss = NaN; // shown by the progress bar; read from the device only at log intervals
   let lossSum = tf.scalar(0);
   progress.start(`Epoch ${epoch}`, total);
   for await (const batch of loader) {
@@ -113,11 +114,11 @@ export async function trainEpoch(ctx: EpochContext, epoch: number): Promise<numb
     lossSum = nextSum;
     seen += batch.size;
     if (batch.index % ctx.logInterval === 0) {
-      const value = (await loss.data())[0];
+      lastLoss = (await loss.data())[0];
       progress.line(`Train Epoch: ${epoch} [${batch.index * loader.batchSize}/${total} ` +
-        `(${((100 * batch.index) / loader.length).toFixed(0)}%)]\tLoss: ${value.toFixed(6)}`);
-      progress.update(seen, value, seen / ((performance.now() - started) / 1000));
+        `(${((100 * batch.index) / loader.length).toFixed(0)}%)]\tLoss: ${lastLoss.toFixed(6)}`);
     }
+    progress.update(seen, lastLoss, seen / ((performance.now() - started) / 1000));
     tf.dispose([data, target, loss, ...Object.values(grads)]);
   }
   progress.stop();
