@@ -7,7 +7,6 @@
  * cannot be met is an error, never a silent fallback.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from './errors';
@@ -173,13 +172,4 @@ export function tfjsVersions(): Record<string, string> {
     out[pkg] = JSON.parse(fs.readFileSync(manifest, 'utf8')).version;
   }
   return out;
-}
-
-/** The folder holding the wasm binaries (reported by doctor). */
-export function wasmDir(): string | undefined {
-  try {
-    return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
-  } catch {
-    return undefined;
-  }
 }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/backend';
+import { WASM_TRAINING_KERNELS } from '../lib/wasm-kernels';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
@@ -36,6 +37,10 @@ function assertClose(a: Float32Array, b: Float32Array, label: string): void {
 describe('wasm training kernels match the cpu backend', () => {
   before(async () => {
     await initBackend('wasm');
+  });
+
+  it('are registered for wasm', () => {
+    for (const name of WASM_TRAINING_KERNELS) assert.ok(tf.getKernel(name, 'wasm'), name);
   });
 
   const convCases: [string, number[], number[], number, Pad][] = [
