@@ -24,6 +24,7 @@ const program = new Command('train')
   .option('--seed <n>', 'random seed', nonNegativeInt, DEFAULTS.seed)
   .option('--log-interval <n>', 'how many batches to wait before logging training status', positiveInt, DEFAULTS.logInterval)
   .option('--limit <n>', 'use only the first N training samples (quick runs)', positiveInt)
+  .option('--workers <n>', 'DataLoader worker threads (num_workers; 0 builds batches in the main thread)', nonNegativeInt, DEFAULTS.workers)
   .addOption(new Option('--backend <name>', 'tfjs backend; auto prefers tfjs-node-gpu, then tfjs-node, wasm, cpu')
     .choices(BACKEND_REQUESTS).default(DEFAULTS.backend))
   .option('--out <dir>', 'run folder for config, metrics and checkpoints (default: runs/<timestamp>)')
@@ -48,7 +49,7 @@ runMain(async () => {
   await runTraining({
     model: o.model, data: o.data, download: o.download, epochs: o.epochs, batchSize: o.batchSize,
     testBatchSize: o.testBatchSize, lr: o.lr, gamma: o.gamma, optimizer: o.optimizer as OptimizerName,
-    momentum: o.momentum, seed: o.seed, logInterval: o.logInterval, limit: o.limit,
+    momentum: o.momentum, seed: o.seed, logInterval: o.logInterval, limit: o.limit, workers: o.workers,
     backend: o.backend as BackendRequest, out: o.out, resume: o.resume,
   }, createProgress(o.plain));
 });

@@ -1,10 +1,17 @@
 /**
- * A DataLoader in PyTorch's shape: a sampler (sequential or seeded shuffle) split into
- * batches, each collated into one Float32Array of normalised pixels plus labels.
+ * A DataLoader in PyTorch's shape: a sampler (sequential, seeded shuffle, or given
+ * indices) split into batches, built in the main thread (numWorkers 0) or by a pool of
+ * worker threads, and yielded in sampler order.
+ *
+ * With workers, batch i goes to worker i mod numWorkers, with up to
+ * numWorkers × prefetchFactor batches in flight. The data set lives in shared memory, so
+ * workers do not copy it; batches come back as transferred buffers.
  */
-import type { Split } from './data/mnist';
-import { IMAGE_SIZE } from './data/mnist';
-import { collate } from './data/transforms';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { IMAGE_SIZE, shareSplit, Split } from './data/mnist';
+import { AugmentOptions, collate, CollateContext } from './data/transforms';
+import type { BatchReply, BatchRequest, WorkerInit } from './loader-worker';
 import { permutation, rng } from './random';
 
 export interface Batch {
@@ -21,55 +28,203 @@ export interface LoaderOptions {
   shuffle?: boolean;
   seed?: number;
   dropLast?: boolean;
+  /** 0 builds batches in the main thread (as PyTorch's num_workers=0). */
+  numWorkers?: number;
+  /** Batches in flight per worker (PyTorch's default 2). */
+  prefetchFactor?: number;
+  /** Keep the workers between epochs (call close() when done). */
+  persistentWorkers?: boolean;
+  augment?: AugmentOptions | null;
+  /** Sample order to use instead of sequential/shuffled (like a Sampler). */
+  sampler?: ArrayLike<number>;
+}
+
+interface Pending { resolve: (b: { images: Float32Array; labels: Int32Array }) => void; reject: (e: Error) => void; batch: number }
+
+/** The worker threads of one DataLoader. */
+class WorkerPool {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private failure?: Error;
+
+  constructor(count: number, init: WorkerInit) {
+    const script = path.join(__dirname, 'loader-worker.js');
+    for (let w = 0; w < count; w++) {
+      const worker = new Worker(script, { workerData: init });
+      worker.on('message', (reply: BatchReply) => this.receive(w, reply));
+      worker.on('error', (err) => this.fail(new Error(`DataLoader worker ${w} crashed: ${err.message}`, { cause: err })));
+      worker.on('exit', (code) => {
+        if (code !== 0 && this.pending.size) this.fail(new Error(`DataLoader worker ${w} exited with code ${code}`));
+      });
+      this.workers.push(worker);
+    }
+  }
+
+  private receive(w: number, reply: BatchReply): void {
+    const p = this.pending.get(reply.id);
+    if (!p) return;
+    this.pending.delete(reply.id);
+    if ('error' in reply) {
+      const err = new Error(`DataLoader worker ${w} failed on batch ${p.batch}: ${reply.error.message}`);
+      err.stack = `${err.message}\n--- worker stack ---\n${reply.error.stack ?? '(none)'}`;
+      this.fail(err);
+      p.reject(err);
+    } else {
+      p.resolve(reply);
+    }
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
+  }
+
+  request(worker: number, batch: number, indices: Int32Array, context: CollateContext): Promise<{ images: Float32Array; labels: Int32Array }> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, batch });
+      const req: BatchRequest = { id, indices: indices.slice(), context };
+      this.workers[worker].postMessage(req);
+    });
+  }
+
+  /** Whether idle workers may keep the process alive. */
+  ref(on: boolean): void {
+    for (const w of this.workers) (on ? w.ref() : w.unref());
+  }
+
+  get broken(): boolean {
+    return this.failure !== undefined;
+  }
+
+  async terminate(): Promise<void> {
+    this.fail(new Error('DataLoader closed'));
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
 }
 
 export class DataLoader implements AsyncIterable<Batch> {
+  readonly split: Split;
   readonly batchSize: number;
   readonly shuffle: boolean;
   readonly seed: number;
   readonly dropLast: boolean;
+  readonly numWorkers: number;
+  readonly prefetchFactor: number;
+  readonly persistentWorkers: boolean;
+  readonly augment: AugmentOptions | null;
+  private readonly sampler?: ArrayLike<number>;
   private epoch = 0;
+  private pool?: WorkerPool;
 
-  constructor(readonly split: Split, options: LoaderOptions) {
+  constructor(split: Split, options: LoaderOptions) {
+    this.numWorkers = options.numWorkers ?? 0;
+    if (!Number.isInteger(this.numWorkers) || this.numWorkers < 0) throw new RangeError(`numWorkers must be an integer >= 0, got ${options.numWorkers}`);
+    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
+    this.split = this.numWorkers > 0 ? shareSplit(split) : split;
     this.batchSize = options.batchSize;
     this.shuffle = options.shuffle ?? false;
     this.seed = options.seed ?? 0;
     this.dropLast = options.dropLast ?? false;
+    this.prefetchFactor = options.prefetchFactor ?? 2;
+    this.persistentWorkers = options.persistentWorkers ?? false;
+    this.augment = options.augment ?? null;
+    this.sampler = options.sampler;
   }
 
-  /** Selects the epoch whose shuffle order the next iteration uses (as DistributedSampler.set_epoch). */
+  /** Selects the epoch whose shuffle order and augmentation the next iteration uses. */
   setEpoch(epoch: number): void {
     this.epoch = epoch;
   }
 
+  private get sampleCount(): number {
+    return this.sampler?.length ?? this.split.count;
+  }
+
   /** Number of batches per epoch (len(loader) in PyTorch). */
   get length(): number {
-    const n = this.split.count / this.batchSize;
+    const n = this.sampleCount / this.batchSize;
     return this.dropLast ? Math.floor(n) : Math.ceil(n);
   }
 
   /** Sample indices of every batch of the current epoch, in order. */
   batchIndices(): Int32Array[] {
-    const order = this.shuffle
-      ? permutation(this.split.count, rng(this.seed, 'shuffle', this.epoch))
-      : Int32Array.from({ length: this.split.count }, (_, i) => i);
+    const order = this.sampler ? Int32Array.from(this.sampler)
+      : this.shuffle ? permutation(this.split.count, rng(this.seed, 'shuffle', this.epoch))
+        : Int32Array.from({ length: this.split.count }, (_, i) => i);
     const out: Int32Array[] = [];
     for (let i = 0; i < this.length; i++) out.push(order.subarray(i * this.batchSize, (i + 1) * this.batchSize));
     return out;
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
+  private context(): CollateContext {
+    return { augment: this.augment, seed: this.seed, epoch: this.epoch };
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Batch> {
+    if (this.numWorkers === 0) {
+      yield* this.inMainThread();
+      return;
+    }
+    if (!this.pool || this.pool.broken) {
+      this.pool = new WorkerPool(this.numWorkers, { images: this.split.images, labels: this.split.labels });
+    }
+    const pool = this.pool;
+    pool.ref(true);
+    const all = this.batchIndices();
+    const context = this.context();
+    const inFlight = new Map<number, Promise<{ images: Float32Array; labels: Int32Array }>>();
+    const limit = this.numWorkers * this.prefetchFactor;
+    let next = 0;
+    let finished = false;
+    try {
+      for (let index = 0; index < all.length; index++) {
+        while (next < all.length && inFlight.size < limit) {
+          const request = pool.request(next % this.numWorkers, next, all[next], context);
+          request.catch(() => {}); // observed when awaited below; avoids unhandled-rejection noise
+          inFlight.set(next, request);
+          next++;
+        }
+        const batch = await inFlight.get(index)!;
+        inFlight.delete(index);
+        yield { index, size: all[index].length, images: batch.images, labels: batch.labels };
+      }
+      finished = true;
+    } finally {
+      // Ends the workers after an epoch, an early break or an exception in the loop body,
+      // unless they are persistent and the epoch completed.
+      if (!this.persistentWorkers || !finished || pool.broken) {
+        this.pool = undefined;
+        await pool.terminate();
+      } else {
+        pool.ref(false);
+      }
+    }
+  }
+
+  private async *inMainThread(): AsyncGenerator<Batch> {
     const px = IMAGE_SIZE * IMAGE_SIZE;
     const all = this.batchIndices();
+    const context = this.context();
     for (let index = 0; index < all.length; index++) {
       const indices = all[index];
       const images = new Float32Array(indices.length * px);
       const labels = new Int32Array(indices.length);
-      collate(this.split.images, this.split.labels, indices, images, labels);
+      collate(this.split.images, this.split.labels, indices, images, labels, context);
       // On synchronous backends (wasm, cpu) the training step never yields: give timers
       // (the progress bar, signals) a turn between batches.
       await new Promise<void>((resolve) => setImmediate(resolve));
       yield { index, size: indices.length, images, labels };
     }
+  }
+
+  /** Ends persistent workers. */
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.terminate();
   }
 }

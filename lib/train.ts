@@ -34,6 +34,8 @@ export interface TrainOptions {
   seed: number;
   logInterval: number;
   limit?: number;
+  /** DataLoader worker threads for training (0 = main thread). */
+  workers: number;
   backend: BackendRequest;
   /** Output folder; default runs/<timestamp>. */
   out?: string;
@@ -43,7 +45,7 @@ export interface TrainOptions {
 
 export const DEFAULTS: TrainOptions = {
   model: 'net', data: 'embedded', download: false, epochs: 5, batchSize: 64, testBatchSize: 1000,
-  lr: 1.0, gamma: 0.7, optimizer: 'adadelta', momentum: 0, seed: 1, logInterval: 10, backend: 'auto',
+  lr: 1.0, gamma: 0.7, optimizer: 'adadelta', momentum: 0, seed: 1, logInterval: 10, workers: 1, backend: 'auto',
 };
 
 export interface EpochMetrics {
@@ -58,6 +60,7 @@ export interface EpochMetrics {
   test_seconds: number;
   samples_per_second: number;
   backend: string;
+  workers: number;
   num_tensors: number;
 }
 
@@ -208,7 +211,11 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     data: { name: data.name, train: data.train.count, test: data.test.count, note: data.note },
   }, null, 2) + '\n');
 
-  const loader = new DataLoader(data.train, { batchSize: options.batchSize, shuffle: true, seed: options.seed });
+  const loader = new DataLoader(data.train, {
+    batchSize: options.batchSize, shuffle: true, seed: options.seed, numWorkers: options.workers,
+  });
+  progress.line(`DataLoader: ${options.workers} worker${options.workers === 1 ? '' : 's'}` +
+    (options.workers === 0 ? ' (batches built in the main thread)' : ' (worker threads, data set in shared memory)'));
   for (let epoch = startEpoch; epoch <= options.epochs; epoch++) {
     const lr = learningRateAt(options.lr, options.gamma, epoch);
     setLearningRate(optimizer, lr);
@@ -225,7 +232,7 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
       epoch, lr, train_loss: trainLoss, test_loss: test.loss, test_accuracy: test.accuracy,
       test_correct: test.correct, test_total: test.total,
       train_seconds: (t1 - t0) / 1000, test_seconds: (t2 - t1) / 1000,
-      samples_per_second: data.train.count / ((t1 - t0) / 1000), backend: backend.name,
+      samples_per_second: data.train.count / ((t1 - t0) / 1000), backend: backend.name, workers: options.workers,
       num_tensors: tf.memory().numTensors,
     };
     metrics.push(m);

@@ -33,6 +33,19 @@ export interface Dataset {
   note: string;
 }
 
+/**
+ * The split in shared memory: DataLoader workers read it without copies. Data sets are
+ * loaded this way, so this is a no-op for them; other splits are copied once.
+ */
+export function shareSplit(split: Split): Split {
+  if (split.images.buffer instanceof SharedArrayBuffer && split.labels.buffer instanceof SharedArrayBuffer) return split;
+  const images = new Uint8Array(new SharedArrayBuffer(split.images.byteLength));
+  images.set(split.images);
+  const labels = new Uint8Array(new SharedArrayBuffer(split.labels.byteLength));
+  labels.set(split.labels);
+  return { images, labels, count: split.count };
+}
+
 function readSplit(dir: string, imagesBase: string, labelsBase: string): Split {
   const imagesFile = findIdxFile(dir, imagesBase);
   const labelsFile = findIdxFile(dir, labelsBase);
@@ -42,7 +55,7 @@ function readSplit(dir: string, imagesBase: string, labelsBase: string): Split {
     throw new UserError(`${labelsFile}: ${labels.dims[0]} labels, but ${imagesFile} has ${images.dims[0]} images; ` +
       'the two files must come from the same set');
   }
-  return { images: images.data, labels: labels.data, count: images.dims[0] };
+  return shareSplit({ images: images.data, labels: labels.data, count: images.dims[0] });
 }
 
 /** Reads a folder holding the four standard IDX files, each optionally gzipped. */
