@@ -14,6 +14,7 @@ import { UserError } from './errors';
 import { DataLoader } from './loader';
 import { createModel, seedDropout } from './models';
 import { OptimizerName, createOptimizer, learningRateAt, setLearningRate } from './optim';
+import { FunctionStats, formatText, isProfiling, mergeStats, profile, reset as resetProfile, setProfiling, snapshot, toRows } from './profiling';
 import { dataRoot } from './paths';
 import { Progress, createProgress } from './progress';
 import { rng } from './random';
@@ -41,6 +42,8 @@ export interface TrainOptions {
   out?: string;
   /** A run folder to continue from its last checkpoint. */
   resume?: string;
+  /** Line-profile the training loop (also on with LINE_PROFILE=1). */
+  profile?: boolean;
 }
 
 export const DEFAULTS: TrainOptions = {
@@ -97,29 +100,32 @@ export interface EpochContext {
   progress: Progress;
 }
 
-/** One pass over the training data; returns the mean training loss. */
-export async function trainEpoch(ctx: EpochContext, epoch: number): Promise<number> {
+/**
+ * One pass over the training data; returns the mean training loss. One step per line, in
+ * the reference's order, so that its line-profiler table compares line for line with the
+ * PyTorch exercise's (`for batch_idx, (data, target) in enumerate(train_loader)` ...).
+ */
+export const trainEpoch = profile(async function trainEpoch(ctx: EpochContext, epoch: number): Promise<number> {
   const { model, optimizer, loader, progress } = ctx;
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const total = loader.split.count;
   const started = performance.now();
   let seen = 0;
   let lastLoss = NaN; // shown by the progress bar; read from the device only at log intervals
   let lossSum = tf.scalar(0);
-  progress.start(`Epoch ${epoch}`, total);
+  progress.start(`Epoch ${epoch}`, loader.split.count);
   for await (const batch of loader) {
     const data = tf.tensor4d(batch.images, [batch.size, 28, 28, 1]);
     const target = tf.tensor1d(batch.labels, 'int32');
-    const { value: loss, grads } = tf.variableGrads(() => nllLoss(model.apply(data, { training: true }) as tf.Tensor, target), vars);
+    const { value: loss, grads } = tf.variableGrads(() => {
+      const output = model.apply(data, { training: true }) as tf.Tensor;
+      return nllLoss(output, target);
+    }, vars);
     optimizer.applyGradients(grads);
-    const nextSum = tf.tidy(() => lossSum.add<tf.Scalar>(loss.mul(batch.size)));
-    lossSum.dispose();
-    lossSum = nextSum;
+    lossSum = accumulate(lossSum, loss, batch.size);
     seen += batch.size;
     if (batch.index % ctx.logInterval === 0) {
       lastLoss = (await loss.data())[0];
-      progress.line(`Train Epoch: ${epoch} [${batch.index * loader.batchSize}/${total} ` +
-        `(${((100 * batch.index) / loader.length).toFixed(0)}%)]\tLoss: ${lastLoss.toFixed(6)}`);
+      progress.line(trainLogLine(epoch, batch.index, loader, lastLoss));
     }
     progress.update(seen, lastLoss, seen / ((performance.now() - started) / 1000));
     tf.dispose([data, target, loss, ...Object.values(grads)]);
@@ -128,6 +134,19 @@ export async function trainEpoch(ctx: EpochContext, epoch: number): Promise<numb
   const mean = (await lossSum.data())[0] / seen;
   lossSum.dispose();
   return mean;
+});
+
+/** sum + loss · n, disposing the old sum (keeps the epoch's loss on the device). */
+function accumulate(sum: tf.Scalar, loss: tf.Scalar, n: number): tf.Scalar {
+  const next = tf.tidy(() => sum.add<tf.Scalar>(loss.mul(n)));
+  sum.dispose();
+  return next;
+}
+
+/** `Train Epoch: 1 [640/8000 (8%)]\tLoss: 0.412345`, as the reference prints it. */
+export function trainLogLine(epoch: number, batchIndex: number, loader: DataLoader, loss: number): string {
+  return `Train Epoch: ${epoch} [${batchIndex * loader.batchSize}/${loader.split.count} ` +
+    `(${((100 * batchIndex) / loader.length).toFixed(0)}%)]\tLoss: ${loss.toFixed(6)}`;
 }
 
 export interface TestResult { loss: number; correct: number; total: number; accuracy: number }
@@ -150,6 +169,18 @@ export async function evaluate(model: tf.LayersModel, split: Split, batchSize: n
   }
   const total = split.count;
   return { loss: lossSum / total, correct, total, accuracy: (100 * correct) / total };
+}
+
+/**
+ * line-profile.txt (line_profiler's text, all epochs of this process together) and
+ * line-profile.json (one row per line and epoch, with the worker count).
+ */
+function writeLineProfile(outDir: string, epochs: FunctionStats[][], firstEpoch: number, workers: number, progress: Progress): void {
+  const text = formatText(mergeStats(epochs));
+  writeFileAtomic(path.join(outDir, 'line-profile.txt'), text);
+  const rows = epochs.flatMap((stats, i) => toRows(stats, { workers, epoch: firstEpoch + i }));
+  writeFileAtomic(path.join(outDir, 'line-profile.json'), JSON.stringify(rows, null, 1) + '\n');
+  progress.line(`\n${text}`);
 }
 
 function timestamp(): string {
@@ -211,6 +242,9 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     data: { name: data.name, train: data.train.count, test: data.test.count, note: data.note },
   }, null, 2) + '\n');
 
+  if (options.profile) setProfiling(true);
+  const profiling = isProfiling();
+  const epochProfiles: FunctionStats[][] = [];
   const loader = new DataLoader(data.train, {
     batchSize: options.batchSize, shuffle: true, seed: options.seed, numWorkers: options.workers,
   });
@@ -221,9 +255,11 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     setLearningRate(optimizer, lr);
     loader.setEpoch(epoch);
     seedDropout(model, rng(options.seed, 'dropout', epoch));
+    if (profiling) resetProfile();
     const t0 = performance.now();
     const trainLoss = await trainEpoch({ model, optimizer, loader, logInterval: options.logInterval, progress }, epoch);
     const t1 = performance.now();
+    if (profiling) epochProfiles.push(snapshot());
     const test = await evaluate(model, data.test, options.testBatchSize);
     const t2 = performance.now();
     progress.line(`\nTest set: Average loss: ${test.loss.toFixed(4)}, Accuracy: ${test.correct}/${test.total} ` +
@@ -243,6 +279,7 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     await saveCheckpoint(path.join(outDir, 'last.ckpt'), model, optimizer, meta);
     if (improved) await saveCheckpoint(path.join(outDir, 'best.ckpt'), model, optimizer, meta);
   }
+  if (profiling && epochProfiles.length) writeLineProfile(outDir, epochProfiles, startEpoch, options.workers, progress);
   progress.line(`Run folder: ${outDir}`);
   optimizer.dispose();
   model.dispose();

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadCheckpoint } from '../lib/checkpoint';
+import { setProfiling } from '../lib/profiling';
 import { memoryProgress } from '../lib/progress';
 import { DEFAULTS, EpochMetrics, runTraining, TrainOptions } from '../lib/train';
 import { tmpDir } from './helpers';
@@ -54,6 +55,25 @@ describe('training', () => {
     assert.deepEqual(again.metrics.map((m) => [m.train_loss, m.test_loss]), first.metrics.map((m) => [m.train_loss, m.test_loss]));
     const other = await runTraining(tiny(tmpDir(), { seed: 2, epochs: 1 }), memoryProgress([]));
     assert.notEqual(other.metrics[0].train_loss, first.metrics[0].train_loss);
+  });
+
+  it('line-profiles the training loop with --profile: loop header hits, totals equal to the epoch time', async () => {
+    const dir = tmpDir();
+    const out: string[] = [];
+    const run = await runTraining(tiny(dir, { profile: true, workers: 2 }), memoryProgress(out));
+    setProfiling(false);
+    const text = fs.readFileSync(path.join(dir, 'line-profile.txt'), 'utf8');
+    assert.match(text, /^Timer unit: 1e-06 s\n\nTotal time: [\d.]+ s\nFile: lib\/train\.ts\nFunction: trainEpoch at line \d+\n/);
+    // 2 epochs of 4 batches: the header is hit 5 times per epoch.
+    assert.match(text, /\n +\d+ +10 +[\d.]+ +[\d.]+ +[\d.]+ +for await \(const batch of loader\) \{\n/);
+    assert.match(text, /\n +\d+ +8 +[\d.]+ +[\d.]+ +[\d.]+ +optimizer\.applyGradients\(grads\);\n/);
+    const rows = JSON.parse(fs.readFileSync(path.join(dir, 'line-profile.json'), 'utf8')) as { epoch: number; workers: number; time_s: number }[];
+    for (const m of run.metrics) {
+      const lineTotal = rows.filter((r) => r.epoch === m.epoch).reduce((n, r) => n + r.time_s, 0);
+      assert.ok(Math.abs(lineTotal - m.train_seconds) / m.train_seconds < 0.05, `epoch ${m.epoch}: lines ${lineTotal} s vs measured ${m.train_seconds} s`);
+    }
+    assert.ok(rows.every((r) => r.workers === 2));
+    assert.match(out.join('\n'), /DataLoader: 2 workers/);
   });
 
   it('resumes from the last checkpoint with the result of an uninterrupted run', async () => {

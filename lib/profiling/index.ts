@@ -1,0 +1,41 @@
+/**
+ * The line profiler's entry points. `@profile` on a method, or `profile(function f() {})`
+ * around a function, in lib/: the build (scripts/build.ts with ./transformer) replaces
+ * them with per-line instrumentation that carries the TypeScript line numbers. Code the
+ * build does not see (a function written in a notebook cell) falls back to the runtime
+ * `profile` below: whole-function timing, with a note saying why.
+ *
+ * Recording is off by default: `--profile` or LINE_PROFILE=1 turns it on.
+ */
+import { recordWholeCall, register } from './runtime';
+
+export { isProfiling, mergeStats, reset, setProfiling, snapshot } from './runtime';
+export type { FunctionMeta, FunctionStats } from './runtime';
+export { formatText, formatFunction, toDataFrame, toRows } from './format';
+export type { LineRow } from './format';
+
+let wholeCounter = 0;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyFunction = (this: any, ...args: any[]) => any;
+
+/**
+ * Whole-function timing for functions the build did not instrument. Works as a wrapper,
+ * `profile(function f() {})`, and as a (TC39) method decorator, `@profile`.
+ */
+export function profile<F extends AnyFunction>(fn: F, context?: ClassMethodDecoratorContext): F {
+  const name = context ? String(context.name) : fn.name || 'anonymous';
+  const id = `whole:${++wholeCounter}:${name}`;
+  register({ id, file: '<not built by the project: notebook cell or script>', name, line: 1, source: fn.toString().split('\n'), wholeFunction: true });
+  const wrapped = function (this: unknown, ...args: unknown[]) {
+    const t0 = performance.now();
+    const result = fn.apply(this, args);
+    if (result instanceof Promise) {
+      return result.finally(() => recordWholeCall(id, (performance.now() - t0) / 1000));
+    }
+    recordWholeCall(id, (performance.now() - t0) / 1000);
+    return result;
+  };
+  Object.defineProperty(wrapped, 'name', { value: name });
+  return wrapped as unknown as F;
+}

@@ -1,0 +1,207 @@
+/**
+ * The timing core of the line profiler: per-function, per-line hits and wall-clock
+ * time. The build's transformer (scripts/profile-transformer.ts) rewrites each profiled
+ * function so that it calls `enter` once per call and `frame.line(n)` before each
+ * statement; the time between two events is charged to the earlier line, as
+ * line_profiler does, awaits included.
+ */
+
+export interface FunctionMeta {
+  /** Unique key, "file:line:name". */
+  id: string;
+  /** Source path relative to the project root (TypeScript, not compiled output). */
+  file: string;
+  name: string;
+  /** 1-based line of the function's first line. */
+  line: number;
+  /** The function's source lines, from `line` on. */
+  source: string[];
+  /** Whole-function timing only (code that the build did not instrument). */
+  wholeFunction?: boolean;
+}
+
+export interface LineCounts { hits: number; seconds: number }
+
+export class FunctionStats {
+  readonly lines = new Map<number, LineCounts>();
+  calls = 0;
+  seconds = 0;
+  constructor(readonly meta: FunctionMeta) {}
+
+  add(line: number, seconds: number, hit: boolean): void {
+    let c = this.lines.get(line);
+    if (!c) this.lines.set(line, (c = { hits: 0, seconds: 0 }));
+    c.seconds += seconds;
+    if (hit) c.hits++;
+  }
+}
+
+const now = () => performance.now() / 1000;
+
+/** One call of a profiled function. */
+export class Frame {
+  private current = -1;
+  private t = 0;
+  private readonly started: number;
+  private open = true;
+
+  constructor(private readonly stats: FunctionStats) {
+    this.started = this.t = now();
+    stats.calls++;
+  }
+
+  /** Line `n` starts: the time since the previous event goes to the previous line. */
+  line(n: number): void {
+    if (!this.open) return;
+    const t = now();
+    if (this.current >= 0) this.stats.add(this.current, t - this.t, false);
+    this.stats.add(n, 0, true);
+    this.current = n;
+    this.t = t;
+  }
+
+  /**
+   * Back in the enclosing statement after an inline callback returned (e.g. the body of
+   * tf.variableGrads): charges the callback's last line, then the enclosing line again,
+   * without a new hit.
+   */
+  resume(n: number): void {
+    if (!this.open) return;
+    const t = now();
+    if (this.current >= 0) this.stats.add(this.current, t - this.t, false);
+    this.current = n;
+    this.t = t;
+  }
+
+  exit(): void {
+    if (!this.open) return;
+    const t = now();
+    if (this.current >= 0) this.stats.add(this.current, t - this.t, false);
+    this.stats.seconds += t - this.started;
+    this.open = false;
+  }
+}
+
+/** The frame every profiled function gets while profiling is off: does nothing. */
+class NoopFrame extends Frame {
+  override line(): void {}
+  override resume(): void {}
+  override exit(): void {}
+}
+const NOOP = new NoopFrame(new FunctionStats({ id: 'noop', file: '', name: '', line: 0, source: [] }));
+
+const registry = new Map<string, FunctionMeta>();
+let stats = new Map<string, FunctionStats>();
+let enabled = ['1', 'true', 'yes'].includes((process.env.LINE_PROFILE ?? '').toLowerCase());
+
+export function isProfiling(): boolean {
+  return enabled;
+}
+
+/** Turns recording on or off for this process (LINE_PROFILE=1 turns it on at start). */
+export function setProfiling(on: boolean): void {
+  enabled = on;
+}
+
+/** Called once per profiled function when its module loads. */
+export function register(meta: FunctionMeta): void {
+  registry.set(meta.id, meta);
+}
+
+export function registered(): FunctionMeta[] {
+  return [...registry.values()];
+}
+
+function statsFor(id: string): FunctionStats {
+  let s = stats.get(id);
+  if (!s) {
+    const meta = registry.get(id);
+    if (!meta) throw new Error(`line profiler: function ${id} was not registered`);
+    stats.set(id, (s = new FunctionStats(meta)));
+  }
+  return s;
+}
+
+/** Starts one call of a profiled function. */
+export function enter(id: string): Frame {
+  return enabled ? new Frame(statsFor(id)) : NOOP;
+}
+
+/**
+ * Wraps the iterable of a `for`/`for await` loop so that every request for the next
+ * item is a hit of the loop's header line: the wait for the next batch is charged to
+ * `for await (const batch of loader)`, as line_profiler charges Python's `for` line.
+ */
+export function iter<T>(frame: Frame, line: number, iterable: AsyncIterable<T> | Iterable<T>): AsyncIterable<T> | Iterable<T> {
+  if (frame === NOOP) return iterable;
+  if (Symbol.asyncIterator in iterable) {
+    return {
+      [Symbol.asyncIterator]() {
+        const it = (iterable as AsyncIterable<T>)[Symbol.asyncIterator]();
+        return {
+          next: (...a: [] | [unknown]) => { frame.line(line); return it.next(...a); },
+          return: it.return ? (v?: unknown) => it.return!(v) : undefined,
+          throw: it.throw ? (e?: unknown) => it.throw!(e) : undefined,
+        } as AsyncIterator<T>;
+      },
+    };
+  }
+  return {
+    [Symbol.iterator]() {
+      const it = (iterable as Iterable<T>)[Symbol.iterator]();
+      return {
+        next: (...a: [] | [unknown]) => { frame.line(line); return it.next(...a); },
+        return: it.return ? (v?: unknown) => it.return!(v) : undefined,
+        throw: it.throw ? (e?: unknown) => it.throw!(e) : undefined,
+      } as Iterator<T>;
+    },
+  };
+}
+
+/** A loop condition evaluated as a hit of the loop's line (while / for(;;)). */
+export function cond<T>(frame: Frame, line: number, value: () => T): T {
+  frame.line(line);
+  return value();
+}
+
+/** What was recorded since the last reset, one entry per function that ran. */
+export function snapshot(): FunctionStats[] {
+  return [...stats.values()].map((s) => {
+    const copy = new FunctionStats(s.meta);
+    copy.calls = s.calls;
+    copy.seconds = s.seconds;
+    for (const [line, c] of s.lines) copy.lines.set(line, { ...c });
+    return copy;
+  });
+}
+
+export function reset(): void {
+  stats = new Map();
+}
+
+/** Records a whole call of a function the build did not instrument. */
+export function recordWholeCall(id: string, seconds: number): void {
+  if (!enabled) return;
+  const s = statsFor(id);
+  s.calls++;
+  s.seconds += seconds;
+  s.add(s.meta.line, seconds, true);
+}
+
+/** Adds up several snapshots (e.g. one per epoch) function by function. */
+export function mergeStats(parts: FunctionStats[][]): FunctionStats[] {
+  const merged = new Map<string, FunctionStats>();
+  for (const part of parts) {
+    for (const s of part) {
+      let m = merged.get(s.meta.id);
+      if (!m) merged.set(s.meta.id, (m = new FunctionStats(s.meta)));
+      m.calls += s.calls;
+      m.seconds += s.seconds;
+      for (const [line, c] of s.lines) {
+        m.add(line, c.seconds, false);
+        m.lines.get(line)!.hits += c.hits;
+      }
+    }
+  }
+  return [...merged.values()];
+}
