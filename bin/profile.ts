@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+/**
+ * `npm run profile -- --workers 1,8 --epochs 5 --out DIR [training options]`: the
+ * worker study. Trains once per worker count (fresh processes, line profiler on) and
+ * writes DIR/line-profile-wN.txt, DIR/epochs.csv, DIR/lines.csv, DIR/lines-by-workers.csv.
+ */
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { runMain } from '../lib/errors';
+import { runSweep } from '../lib/sweep';
+
+function workerList(value: string): number[] {
+  const list = value.split(',').map((v) => v.trim());
+  if (!list.length || list.some((v) => !/^\d+$/.test(v))) {
+    throw new InvalidArgumentError(`expected worker counts separated by commas (e.g. 1,8), got '${value}'.`);
+  }
+  return [...new Set(list.map(Number))];
+}
+
+runMain(async () => {
+  const program = new Command('profile')
+    .description('Train once per worker count with the line profiler on, and gather the results in danfo tables.')
+    .option('--workers <list>', 'worker counts to compare, comma-separated', workerList, [1, 8])
+    .option('--out <dir>', 'folder for the results', path.join('runs', 'profile'))
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .addHelpText('after', `
+Any other option is passed to every training run (see npm run train -- --help), e.g.
+  npm run profile -- --workers 1,8 --epochs 5 --out runs/study
+  npm run profile -- --workers 1,8 --epochs 1 --limit 640 --data ../shared/data/mnist
+
+Writes to --out: line-profile-w<N>.txt (line_profiler's text per worker count),
+epochs.csv (per epoch and worker count, with the machine), lines.csv (per line, epoch
+and worker count), lines-by-workers.csv (each line's total time side by side),
+machine.json, train-w<N>.log and runs/w<N>/ (each run's folder).`)
+    .parse();
+  const o = program.opts();
+  const out = path.resolve(o.out);
+  const log = (s: string) => process.stdout.write(`${s}\n`);
+  const tables = await runSweep({ workers: o.workers, out, trainArgs: program.args, log });
+
+  log('\nTotal time per line (all epochs), seconds, by worker count:');
+  const cols = o.workers.map((w: number) => `time_w${w}`);
+  log(`${'Line'.padStart(5)} ${cols.map((c: string) => c.padStart(10)).join(' ')}  Contents`);
+  for (const r of tables.byLine) {
+    log(`${String(r.line).padStart(5)} ${cols.map((c: string) => (typeof r[c] === 'number' ? (r[c] as number).toFixed(3) : '-').padStart(10)).join(' ')}  ${r.contents}`);
+  }
+  log(`\nResults in ${out}: line-profile-w{${o.workers.join(',')}}.txt, epochs.csv, lines.csv, lines-by-workers.csv`);
+});

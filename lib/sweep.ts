@@ -1,0 +1,107 @@
+/**
+ * The 1-vs-8-worker study: trains once per worker count, each in a fresh process with
+ * the line profiler on, then gathers the per-epoch metrics and per-line timings of all
+ * runs into danfo tables (epochs.csv, lines.csv) beside each run's line_profiler text.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { spawn } from 'node:child_process';
+import type { DataFrame } from 'danfojs-node';
+import { dataFrameToCsv } from './csv';
+import { writeFileAtomic } from './data/idx';
+import { UserError } from './errors';
+import { machineInfo } from './machine';
+import { projectRoot } from './paths';
+import type { LineRow } from './profiling';
+import type { EpochMetrics } from './train';
+
+export interface SweepOptions {
+  workers: number[];
+  out: string;
+  /** Training options passed through to every run (--epochs, --data, --limit, ...). */
+  trainArgs: string[];
+  log: (line: string) => void;
+}
+
+export interface SweepTables {
+  epochs: DataFrame;
+  lines: DataFrame;
+  /** Per source line: total seconds at each worker count (columns time_w1, time_w8, ...). */
+  byLine: Record<string, string | number>[];
+}
+
+export const runDir = (out: string, workers: number) => path.join(out, 'runs', `w${workers}`);
+
+/** Runs `train` for one worker count in a fresh process, echoing and logging its output. */
+async function trainOnce(options: SweepOptions, workers: number): Promise<void> {
+  const dir = runDir(options.out, workers);
+  fs.rmSync(dir, { recursive: true, force: true });
+  const logFile = path.join(options.out, `train-w${workers}.log`);
+  const log = fs.createWriteStream(logFile);
+  const args = [path.join(projectRoot(), 'dist', 'bin', 'train.js'), ...options.trainArgs,
+    '--workers', String(workers), '--profile', '--plain', '--out', dir];
+  options.log(`\n=== ${workers} worker${workers === 1 ? '' : 's'}: node ${args.map((a) => path.relative(process.cwd(), a) || a).join(' ')}`);
+  const child = spawn(process.execPath, ['--enable-source-maps', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const echo = (stream: NodeJS.ReadableStream) => readline.createInterface({ input: stream }).on('line', (line) => {
+    log.write(`${line}\n`);
+    options.log(`[w${workers}] ${line}`);
+  });
+  echo(child.stdout);
+  echo(child.stderr);
+  const code: number = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+  await new Promise((resolve) => log.end(resolve));
+  if (code !== 0) throw new UserError(`training with ${workers} workers failed (exit code ${code}); its output is in ${logFile}`);
+}
+
+function readJsonLines<T>(file: string): T[] {
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+}
+
+/** Reads the runs of a sweep folder into danfo tables and writes epochs.csv / lines.csv. */
+export function gatherSweep(out: string, workers: number[]): SweepTables {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const dfd = require('danfojs-node') as typeof import('danfojs-node');
+  const machine = machineInfo();
+  const epochRows: Record<string, string | number>[] = [];
+  const lineRows: LineRow[] = [];
+  for (const w of workers) {
+    const dir = runDir(out, w);
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    for (const m of readJsonLines<EpochMetrics>(path.join(dir, 'metrics.jsonl'))) {
+      epochRows.push({
+        workers: w, epoch: m.epoch, train_seconds: m.train_seconds, test_seconds: m.test_seconds,
+        samples_per_second: m.samples_per_second, train_loss: m.train_loss, test_loss: m.test_loss,
+        test_accuracy: m.test_accuracy, backend: m.backend, engine: config.engine, data: config.data.name,
+        train_samples: config.data.train, batch_size: config.options.batchSize, ...machine,
+      });
+    }
+    lineRows.push(...(JSON.parse(fs.readFileSync(path.join(dir, 'line-profile.json'), 'utf8')) as LineRow[]));
+    fs.copyFileSync(path.join(dir, 'line-profile.txt'), path.join(out, `line-profile-w${w}.txt`));
+  }
+  const epochs = new dfd.DataFrame(epochRows);
+  const lines = new dfd.DataFrame(lineRows);
+  writeFileAtomic(path.join(out, 'epochs.csv'), dataFrameToCsv(epochs));
+  writeFileAtomic(path.join(out, 'lines.csv'), dataFrameToCsv(lines));
+  writeFileAtomic(path.join(out, 'machine.json'), JSON.stringify(machine, null, 2) + '\n');
+
+  // Side by side: total time of each line (all epochs) at each worker count.
+  const totals = lines.groupby(['line', 'workers']).col(['time_s']).sum();
+  const contents = new Map(lineRows.map((r) => [r.line, r.contents]));
+  const byLineMap = new Map<number, Record<string, string | number>>();
+  for (const [line, w, t] of totals.values as [number, number, number][]) {
+    const row = byLineMap.get(line) ?? { line, contents: contents.get(line) ?? '' };
+    row[`time_w${w}`] = t;
+    byLineMap.set(line, row);
+  }
+  const byLine = [...byLineMap.values()].sort((a, b) => Number(a.line) - Number(b.line));
+  writeFileAtomic(path.join(out, 'lines-by-workers.csv'), dataFrameToCsv(new dfd.DataFrame(byLine)));
+  return { epochs, lines, byLine };
+}
+
+/** Trains once per worker count (fresh processes), then gathers the tables. */
+export async function runSweep(options: SweepOptions): Promise<SweepTables> {
+  fs.mkdirSync(options.out, { recursive: true });
+  for (const w of options.workers) await trainOnce(options, w);
+  return gatherSweep(options.out, options.workers);
+}
