@@ -6,7 +6,8 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/backend';
-import { benchModel, formatKernels } from '../lib/bench';
+import { benchLoader, benchModel, benchProfileOverhead, formatKernels, loaderResidentMB } from '../lib/bench';
+import { limitTrain, loadEmbedded } from '../lib/data/mnist';
 import { positiveInt } from '../lib/cli';
 import { runMain } from '../lib/errors';
 import { MODEL_NAMES } from '../lib/models';
@@ -19,6 +20,7 @@ runMain(async () => {
     .option('--steps <n>', 'timed steps (median reported) after 3 warm-up steps', positiveInt, 10)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_REQUESTS).default('auto'))
     .option('--json', 'print one JSON object as the last line', false)
+    .option('--skip-loader', 'skip the data-loader and profiler-overhead parts (model only)', false)
     .parse();
   const o = program.opts();
   const backend = await initBackend(o.backend as BackendRequest);
@@ -30,8 +32,29 @@ runMain(async () => {
   log(`Inference: ${r.infer_samples_per_s.toFixed(1)} samples/s (${r.infer_step_ms.toFixed(1)} ms per batch of ${o.batchSize})`);
   log('\nKernels of one training step (tf.profile):');
   log(formatKernels(r.kernels));
+  const extra: Record<string, unknown> = {};
+  if (!o.skipLoader) {
+    const data = loadEmbedded();
+    log('\nData loader alone (embedded 8,000 training digits, batch 64, normalise only, persistent workers):');
+    const perWorkers: Record<string, number> = {};
+    for (const w of [0, 1, 2, 4, 8]) {
+      perWorkers[String(w)] = await benchLoader(data.train, w, o.batchSize);
+      log(`  ${String(w).padStart(2)} workers: ${perWorkers[String(w)].toFixed(0)} batches/s`);
+    }
+    const rss1 = await loaderResidentMB(data.train, 1);
+    const rss8 = await loaderResidentMB(data.train, 8);
+    const perWorkerMB = (rss8 - rss1) / 7;
+    log(`  resident memory: ${rss1.toFixed(0)} MB with 1 worker, ${rss8.toFixed(0)} MB with 8 (${perWorkerMB.toFixed(1)} MB per added worker)`);
+    const overhead = await benchProfileOverhead(limitTrain(data, 1280).train);
+    log(`\nLine profiler overhead on a training epoch (1,280 samples, median of 3): ` +
+      `${overhead.off_s.toFixed(2)} s off, ${overhead.on_s.toFixed(2)} s on: ${overhead.overhead_pct.toFixed(2)}%`);
+    Object.assign(extra, {
+      loader_batches_per_s: perWorkers, loader_rss_mb_w1: rss1, loader_rss_mb_w8: rss8, loader_mb_per_worker: perWorkerMB,
+      profile_overhead_pct: overhead.overhead_pct, profile_epoch_s_off: overhead.off_s, profile_epoch_s_on: overhead.on_s,
+    });
+  }
   if (o.json) {
-    log(JSON.stringify({
+    log(JSON.stringify({ ...extra,
       backend: backend.name, engine: backend.engine, model: o.model, batch_size: o.batchSize,
       train_samples_per_s: r.train_samples_per_s, infer_samples_per_s: r.infer_samples_per_s,
       train_step_ms: r.train_step_ms, infer_step_ms: r.infer_step_ms, cpus: os.availableParallelism(),

@@ -1,12 +1,17 @@
 /**
- * Benchmarks on synthetic data (no data set needed): training and inference samples/s
- * after a warm-up, and a per-kernel time breakdown of one training step.
+ * Benchmarks: training and inference samples/s on synthetic data after a warm-up, a
+ * per-kernel time breakdown of one training step, the data loader alone by worker count,
+ * and the line profiler's overhead on a training epoch.
  */
 import * as tf from '@tensorflow/tfjs';
 import { createModel, seedDropout } from './models';
 import { createOptimizer } from './optim';
 import { rng } from './random';
-import { nllLoss } from './train';
+import type { Split } from './data/mnist';
+import { DataLoader } from './loader';
+import { reset as resetProfile, setProfiling } from './profiling';
+import { memoryProgress } from './progress';
+import { nllLoss, trainEpoch } from './train';
 
 export interface KernelTime { kernel: string; ms: number; calls: number }
 
@@ -89,4 +94,68 @@ export function formatKernels(kernels: KernelTime[], top = 15): string {
   }
   lines.push(`${'total (profiled step)'.padEnd(35)}${total.toFixed(1).padStart(10)}`);
   return lines.join('\n');
+}
+
+/** Loader alone: batches/s over `epochs` full epochs after one warm-up epoch (persistent workers). */
+export async function benchLoader(split: Split, numWorkers: number, batchSize = 64, epochs = 5): Promise<number> {
+  const loader = new DataLoader(split, { batchSize, shuffle: true, seed: 1, numWorkers, persistentWorkers: true });
+  const drain = async () => {
+    let n = 0;
+    for await (const b of loader) n += b.size > 0 ? 1 : 0;
+    return n;
+  };
+  await drain();
+  const t0 = performance.now();
+  let batches = 0;
+  for (let e = 0; e < epochs; e++) {
+    loader.setEpoch(e + 1);
+    batches += await drain();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  await loader.close();
+  return batches / seconds;
+}
+
+/** Resident memory (MB) with `numWorkers` persistent loader workers started and used once. */
+export async function loaderResidentMB(split: Split, numWorkers: number): Promise<number> {
+  const loader = new DataLoader(split, { batchSize: 64, numWorkers, persistentWorkers: true });
+  for await (const b of loader) void b;
+  await new Promise((r) => setTimeout(r, 200));
+  const rss = process.memoryUsage().rss / 2 ** 20;
+  await loader.close();
+  return rss;
+}
+
+/**
+ * The line profiler's cost on a training epoch: the same epoch (same data, weights and
+ * seed) timed with profiling off and on, alternately, `rounds` times each; medians.
+ */
+export async function benchProfileOverhead(split: Split, rounds = 3): Promise<{ off_s: number; on_s: number; overhead_pct: number }> {
+  const model = createModel('net', 1);
+  const optimizer = createOptimizer('adadelta', 1.0, 0);
+  const loader = new DataLoader(split, { batchSize: 64, shuffle: true, seed: 1, numWorkers: 1, persistentWorkers: true });
+  const progress = memoryProgress([]);
+  const epoch = async (on: boolean) => {
+    setProfiling(on);
+    resetProfile();
+    seedDropout(model, rng(1, 'dropout', 1));
+    const t0 = performance.now();
+    await trainEpoch({ model, optimizer, loader, logInterval: 10, progress }, 1);
+    return (performance.now() - t0) / 1000;
+  };
+  await epoch(false); // warm-up
+  const off: number[] = [];
+  const on: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    off.push(await epoch(false));
+    on.push(await epoch(true));
+  }
+  setProfiling(false);
+  await loader.close();
+  optimizer.dispose();
+  model.dispose();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const offS = median(off);
+  const onS = median(on);
+  return { off_s: offS, on_s: onS, overhead_pct: (100 * (onS - offS)) / offS };
 }
