@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npm run doctor`: what this machine can run, each missing part with its fix.
- * Exit code 0 when the main job can run (a backend that trains, and the embedded data).
+ * Exit code 0 when the main job (npm run report) can run: a backend that trains, the
+ * embedded data, and a Chromium to render the PDFs.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
   checks.push({ name: 'CPU cores', ok: true, detail: `${cpus} (${os.cpus()[0]?.model ?? 'unknown model'})${slurm}` });
 
   const browser = chromium();
-  checks.push({ name: 'Chromium (PDF reports)', ok: !!browser, detail: browser ?? 'not found',
+  checks.push({ name: 'Chromium (PDF reports, the main job)', ok: !!browser, detail: browser ?? 'not found', required: true,
     fix: 'apt-get install chromium, or set PUPPETEER_EXECUTABLE_PATH to a Chrome/Chromium binary' });
   const jupyter = run('/usr/bin/python3', ['-m', 'jupyter', '--version']) ?? run('jupyter', ['--version']);
   checks.push({ name: 'Jupyter (notebooks)', ok: !!jupyter, detail: jupyter ? jupyter.split('\n').find((l) => /notebook|nbconvert/.test(l))?.trim() ?? 'found' : 'not found',

@@ -9,8 +9,11 @@ export class UserError extends Error {
   }
 }
 
-/** Runs a CLI entry point: user errors become one clear line, anything else a stack trace. */
-export function runMain(main: () => Promise<void>): void {
+/**
+ * Runs a CLI entry point: user errors become one clear line, anything else a stack trace.
+ * `afterError` runs last on failure (e.g. to exit at once when a library may hang).
+ */
+export function runMain(main: () => Promise<void>, afterError?: () => void): void {
   main().then(
     () => {},
     (err: unknown) => {
@@ -21,6 +24,7 @@ export function runMain(main: () => Promise<void>): void {
         process.stderr.write(`internal error: ${err instanceof Error ? err.stack : String(err)}\n`);
         process.exitCode = 1;
       }
+      afterError?.();
     },
   );
 }

@@ -78,6 +78,7 @@ export function gatherSweep(out: string, workers: number[]): SweepTables {
     }
     lineRows.push(...(JSON.parse(fs.readFileSync(path.join(dir, 'line-profile.json'), 'utf8')) as LineRow[]));
     fs.copyFileSync(path.join(dir, 'line-profile.txt'), path.join(out, `line-profile-w${w}.txt`));
+    fs.copyFileSync(path.join(dir, 'loop-waits.json'), path.join(out, `loop-waits-w${w}.json`));
   }
   const epochs = new dfd.DataFrame(epochRows);
   const lines = new dfd.DataFrame(lineRows);

@@ -110,7 +110,7 @@ export const trainEpoch = profile(async function trainEpoch(ctx: EpochContext, e
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const started = performance.now();
   let seen = 0;
-  let lastLoss = NaN; // shown by the progress bar; read from the device only at log intervals
+  let lastLoss = NaN; // for the progress bar, read at log intervals
   let lossSum = tf.scalar(0);
   progress.start(`Epoch ${epoch}`, loader.split.count);
   for await (const batch of loader) {
@@ -172,14 +172,19 @@ export async function evaluate(model: tf.LayersModel, split: Split, batchSize: n
 }
 
 /**
- * line-profile.txt (line_profiler's text, all epochs of this process together) and
- * line-profile.json (one row per line and epoch, with the worker count).
+ * line-profile.txt (line_profiler's text, all epochs of this process together),
+ * line-profile.json (one row per line and epoch, with the worker count) and
+ * loop-waits.json (every wait of a loop header, per epoch).
  */
 function writeLineProfile(outDir: string, epochs: FunctionStats[][], firstEpoch: number, workers: number, progress: Progress): void {
   const text = formatText(mergeStats(epochs));
   writeFileAtomic(path.join(outDir, 'line-profile.txt'), text);
   const rows = epochs.flatMap((stats, i) => toRows(stats, { workers, epoch: firstEpoch + i }));
   writeFileAtomic(path.join(outDir, 'line-profile.json'), JSON.stringify(rows, null, 1) + '\n');
+  // Each wait for the next batch (loop-header lines), per epoch: the report's distribution.
+  const waits = epochs.flatMap((stats, i) => stats.flatMap((s) => [...s.samples].map(([line, seconds]) =>
+    ({ workers, epoch: firstEpoch + i, function: s.meta.name, line, seconds }))));
+  writeFileAtomic(path.join(outDir, 'loop-waits.json'), JSON.stringify(waits) + '\n');
   progress.line(`\n${text}`);
 }
 
@@ -238,7 +243,7 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     fs.rmSync(metricsFile, { force: true });
   }
   writeFileAtomic(path.join(outDir, 'config.json'), JSON.stringify({
-    options: { ...options, out: outDir }, backend: backend.name, engine: backend.engine,
+    options: { ...options, out: outDir }, backend: backend.name, engine: backend.engine, backend_line: backend.line,
     data: { name: data.name, train: data.train.count, test: data.test.count, note: data.note },
   }, null, 2) + '\n');
 

@@ -24,6 +24,8 @@ export interface LineCounts { hits: number; seconds: number }
 
 export class FunctionStats {
   readonly lines = new Map<number, LineCounts>();
+  /** Loop-header lines (for/for-await): each wait is also kept, for distributions. */
+  readonly samples = new Map<number, number[]>();
   calls = 0;
   seconds = 0;
   constructor(readonly meta: FunctionMeta) {}
@@ -33,6 +35,11 @@ export class FunctionStats {
     if (!c) this.lines.set(line, (c = { hits: 0, seconds: 0 }));
     c.seconds += seconds;
     if (hit) c.hits++;
+    if (!hit && seconds > 0) this.samples.get(line)?.push(seconds);
+  }
+
+  markHeader(line: number): void {
+    if (!this.samples.has(line)) this.samples.set(line, []);
   }
 }
 
@@ -45,7 +52,7 @@ export class Frame {
   private readonly started: number;
   private open = true;
 
-  constructor(private readonly stats: FunctionStats) {
+  constructor(readonly stats: FunctionStats) {
     this.started = this.t = now();
     stats.calls++;
   }
@@ -134,6 +141,7 @@ export function enter(id: string): Frame {
  */
 export function iter<T>(frame: Frame, line: number, iterable: AsyncIterable<T> | Iterable<T>): AsyncIterable<T> | Iterable<T> {
   if (frame === NOOP) return iterable;
+  frame.stats.markHeader(line);
   if (Symbol.asyncIterator in iterable) {
     return {
       [Symbol.asyncIterator]() {
@@ -171,6 +179,7 @@ export function snapshot(): FunctionStats[] {
     copy.calls = s.calls;
     copy.seconds = s.seconds;
     for (const [line, c] of s.lines) copy.lines.set(line, { ...c });
+    for (const [line, xs] of s.samples) copy.samples.set(line, [...xs]);
     return copy;
   });
 }
@@ -198,9 +207,12 @@ export function mergeStats(parts: FunctionStats[][]): FunctionStats[] {
       m.calls += s.calls;
       m.seconds += s.seconds;
       for (const [line, c] of s.lines) {
-        m.add(line, c.seconds, false);
-        m.lines.get(line)!.hits += c.hits;
+        const into = m.lines.get(line) ?? { hits: 0, seconds: 0 };
+        into.hits += c.hits;
+        into.seconds += c.seconds;
+        m.lines.set(line, into);
       }
+      for (const [line, xs] of s.samples) m.samples.set(line, [...(m.samples.get(line) ?? []), ...xs]);
     }
   }
   return [...merged.values()];

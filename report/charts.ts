@@ -1,0 +1,93 @@
+/**
+ * The report's charts as Plotly figures, rendered to SVG (vector) by Plotly itself in a
+ * headless Chromium page. Sized to fit an A4 page (560 px wide).
+ */
+import fs from 'node:fs';
+import puppeteer from 'puppeteer';
+import type { SweepData } from './analysis';
+import { CHROMIUM_ARGS } from './chromium';
+
+export interface Figure { data: Record<string, unknown>[]; layout: Record<string, unknown> }
+
+export const CHART_WIDTH = 560;
+const COLOURS = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2'];
+
+const base = (title: string, xTitle: string, yTitle: string, height = 300): Record<string, unknown> => ({
+  title: { text: title, font: { size: 14 } }, width: CHART_WIDTH, height, margin: { l: 60, r: 20, t: 40, b: 50 },
+  xaxis: { title: { text: xTitle } }, yaxis: { title: { text: yTitle } }, font: { family: 'DejaVu Sans, sans-serif', size: 11 },
+  legend: { orientation: 'h', y: -0.25 },
+});
+
+/** Time per source line (mean per epoch) at each worker count. */
+export function lineTimeFigure(d: SweepData): Figure {
+  const lines = [...new Set(d.lines.map((l) => l.line))].sort((a, b) => a - b)
+    .filter((line) => d.lines.some((l) => l.line === line && l.time_s > 0.001 * d.config.epochs));
+  const label = (line: number) => {
+    const c = d.lines.find((l) => l.line === line)?.contents ?? '';
+    return `${line}: ${c.length > 28 ? `${c.slice(0, 27)}…` : c}`;
+  };
+  return {
+    data: d.workers.map((w, i) => ({
+      type: 'bar', orientation: 'h', name: `${w} worker${w === 1 ? '' : 's'}`, marker: { color: COLOURS[i % COLOURS.length] },
+      y: lines.map(label),
+      x: lines.map((line) => d.lines.filter((l) => l.line === line && l.workers === w).reduce((a, l) => a + l.time_s, 0) /
+        Math.max(1, new Set(d.lines.filter((l) => l.workers === w).map((l) => l.epoch)).size)),
+    })),
+    layout: { ...base('Time per line, mean per epoch', 'seconds', ''), height: 120 + 28 * lines.length, barmode: 'group',
+      yaxis: { autorange: 'reversed', automargin: true }, margin: { l: 230, r: 20, t: 40, b: 60 } },
+  };
+}
+
+export function epochTimeFigure(d: SweepData): Figure {
+  return {
+    data: d.workers.map((w, i) => {
+      const rows = d.epochs.filter((e) => e.workers === w);
+      return { type: 'bar', name: `${w} worker${w === 1 ? '' : 's'}`, x: rows.map((e) => e.epoch), y: rows.map((e) => e.train_seconds), marker: { color: COLOURS[i % COLOURS.length] } };
+    }),
+    layout: { ...base('Training time per epoch', 'epoch', 'seconds'), barmode: 'group', xaxis: { title: { text: 'epoch' }, dtick: 1 } },
+  };
+}
+
+export function waitFigure(d: SweepData, headerLine: number): Figure {
+  return {
+    data: d.workers.map((w, i) => ({
+      type: 'histogram', name: `${w} worker${w === 1 ? '' : 's'}`, opacity: 0.6, marker: { color: COLOURS[i % COLOURS.length] },
+      x: d.waits.filter((r) => r.workers === w && r.line === headerLine).flatMap((r) => r.seconds.map((s) => 1000 * s)), nbinsx: 40,
+    })),
+    layout: { ...base(`Waiting for the next batch (line ${headerLine}), per step`, 'milliseconds', 'steps'), barmode: 'overlay' },
+  };
+}
+
+export function curveFigure(d: SweepData, key: 'test_accuracy' | 'train_loss', title: string, yTitle: string): Figure {
+  return {
+    data: d.workers.map((w, i) => {
+      const rows = d.epochs.filter((e) => e.workers === w);
+      return { type: 'scatter', mode: 'lines+markers', name: `${w} worker${w === 1 ? '' : 's'}`, x: rows.map((e) => e.epoch), y: rows.map((e) => e[key]),
+        line: { color: COLOURS[i % COLOURS.length], dash: i ? 'dash' : 'solid' } };
+    }),
+    layout: { ...base(title, 'epoch', yTitle, 260), xaxis: { title: { text: 'epoch' }, dtick: 1 } },
+  };
+}
+
+/** Renders figures to SVG strings with Plotly.toImage in one headless page. */
+export async function renderSvgs(figures: Figure[], executablePath: string, timeoutMs = 60_000): Promise<string[]> {
+  const browser = await puppeteer.launch({ executablePath, args: CHROMIUM_ARGS, headless: true, timeout: timeoutMs });
+  try {
+    const page = await browser.newPage();
+    page.setDefaultTimeout(timeoutMs);
+    await page.setContent('<!doctype html><html><body><div id="plot"></div></body></html>');
+    await page.addScriptTag({ content: fs.readFileSync(require.resolve('plotly.js-dist-min'), 'utf8') });
+    const out: string[] = [];
+    for (const figure of figures) {
+      const url = await page.evaluate(async (json: string) => {
+        const fig = JSON.parse(json) as { data: unknown[]; layout: { width: number; height: number } };
+        const P = (globalThis as unknown as { Plotly: { toImage(f: unknown, o: unknown): Promise<string> } }).Plotly;
+        return P.toImage(fig, { format: 'svg', width: fig.layout.width, height: fig.layout.height });
+      }, JSON.stringify(figure));
+      out.push(decodeURIComponent(String(url).replace(/^data:image\/svg\+xml,/, '')));
+    }
+    return out;
+  } finally {
+    await browser.close();
+  }
+}
