@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { runMain } from '../lib/errors';
-import { runSweep } from '../lib/sweep';
+import { gatherSweep, runSweep } from '../lib/sweep';
 
 function workerList(value: string): number[] {
   const list = value.split(',').map((v) => v.trim());
@@ -22,6 +22,8 @@ runMain(async () => {
     .description('Train once per worker count with the line profiler on, and gather the results in danfo tables.')
     .option('--workers <list>', 'worker counts to compare, comma-separated', workerList, [1, 8])
     .option('--out <dir>', 'folder for the results', path.join('runs', 'profile'))
+    .option('--fresh', 'start every run over (default: keep complete runs, resume interrupted ones)', false)
+    .option('--gather', 'only gather existing runs in --out into the tables (e.g. after a Slurm job array)', false)
     .allowUnknownOption()
     .allowExcessArguments()
     .addHelpText('after', `
@@ -37,7 +39,7 @@ machine.json, train-w<N>.log and runs/w<N>/ (each run's folder).`)
   const o = program.opts();
   const out = path.resolve(o.out);
   const log = (s: string) => process.stdout.write(`${s}\n`);
-  const tables = await runSweep({ workers: o.workers, out, trainArgs: program.args, log });
+  const tables = o.gather ? gatherSweep(out, o.workers) : await runSweep({ workers: o.workers, out, trainArgs: program.args, log, fresh: o.fresh });
 
   log('\nTotal time per line (all epochs), seconds, by worker count:');
   const cols = o.workers.map((w: number) => `time_w${w}`);

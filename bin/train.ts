@@ -30,6 +30,7 @@ const program = new Command('train')
   .option('--out <dir>', 'run folder for config, metrics and checkpoints (default: runs/<timestamp>)')
   .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint')
   .option('--profile', 'line-profile the training loop (as LINE_PROFILE=1); writes line-profile.txt/.json to the run folder', false)
+  .option('--allow-oversubscribe', 'allow more --workers than SLURM_CPUS_PER_TASK inside a Slurm job', false)
   .option('--plain', 'plain log lines even on a terminal (no progress bar)', false)
   .addHelpText('after', `
 Output: the model summary, "Train Epoch: ..." lines every --log-interval batches and a
@@ -51,6 +52,8 @@ runMain(async () => {
     model: o.model, data: o.data, download: o.download, epochs: o.epochs, batchSize: o.batchSize,
     testBatchSize: o.testBatchSize, lr: o.lr, gamma: o.gamma, optimizer: o.optimizer as OptimizerName,
     momentum: o.momentum, seed: o.seed, logInterval: o.logInterval, limit: o.limit, workers: o.workers,
-    backend: o.backend as BackendRequest, out: o.out, resume: o.resume, profile: o.profile,
-  }, createProgress(o.plain));
+    backend: o.backend as BackendRequest, out: o.out, resume: o.resume, profile: o.profile, allowOversubscribe: o.allowOversubscribe,
+  }, createProgress(o.plain)).then((r) => {
+    if (r.interrupted) process.exitCode = 3; // stopped early on a signal; resumable
+  });
 });

@@ -37,6 +37,8 @@ export interface LoaderOptions {
   augment?: AugmentOptions | null;
   /** Sample order to use instead of sequential/shuffled (like a Sampler). */
   sampler?: ArrayLike<number>;
+  /** Ends the iteration early (before the next batch) once aborted, e.g. on a Slurm warning signal. */
+  signal?: AbortSignal;
 }
 
 interface Pending { resolve: (b: { images: Float32Array; labels: Int32Array }) => void; reject: (e: Error) => void; batch: number }
@@ -117,6 +119,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly persistentWorkers: boolean;
   readonly augment: AugmentOptions | null;
   private readonly sampler?: ArrayLike<number>;
+  private readonly signal?: AbortSignal;
   private epoch = 0;
   private pool?: WorkerPool;
 
@@ -133,6 +136,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.persistentWorkers = options.persistentWorkers ?? false;
     this.augment = options.augment ?? null;
     this.sampler = options.sampler;
+    this.signal = options.signal;
   }
 
   /** Selects the epoch whose shuffle order and augmentation the next iteration uses. */
@@ -182,6 +186,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     let finished = false;
     try {
       for (let index = 0; index < all.length; index++) {
+        if (this.signal?.aborted) break;
         while (next < all.length && inFlight.size < limit) {
           const request = pool.request(next % this.numWorkers, next, all[next], context);
           request.catch(() => {}); // observed when awaited below; avoids unhandled-rejection noise
@@ -192,7 +197,7 @@ export class DataLoader implements AsyncIterable<Batch> {
         inFlight.delete(index);
         yield { index, size: all[index].length, images: batch.images, labels: batch.labels };
       }
-      finished = true;
+      finished = !this.signal?.aborted;
     } finally {
       // Ends the workers after an epoch, an early break or an exception in the loop body,
       // unless they are persistent and the epoch completed.
@@ -210,6 +215,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     const all = this.batchIndices();
     const context = this.context();
     for (let index = 0; index < all.length; index++) {
+      if (this.signal?.aborted) return;
       const indices = all[index];
       const images = new Float32Array(indices.length * px);
       const labels = new Int32Array(indices.length);

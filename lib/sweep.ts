@@ -22,6 +22,8 @@ export interface SweepOptions {
   /** Training options passed through to every run (--epochs, --data, --limit, ...). */
   trainArgs: string[];
   log: (line: string) => void;
+  /** Start every run over instead of resuming or skipping what is there. */
+  fresh?: boolean;
 }
 
 export interface SweepTables {
@@ -33,16 +35,41 @@ export interface SweepTables {
 
 export const runDir = (out: string, workers: number) => path.join(out, 'runs', `w${workers}`);
 
-/** Runs `train` for one worker count in a fresh process, echoing and logging its output. */
+function epochsWanted(trainArgs: string[]): number {
+  const i = trainArgs.indexOf('--epochs');
+  return i >= 0 ? Number(trainArgs[i + 1]) : 5;
+}
+
+function epochsDone(dir: string): number {
+  const file = path.join(dir, 'metrics.jsonl');
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
+}
+
+/**
+ * Runs `train` for one worker count in a fresh process, echoing and logging its output.
+ * A complete run is kept; an interrupted one (e.g. by a Slurm time limit) is resumed.
+ * SIGUSR1/SIGTERM are passed on to the training process, which stops cleanly.
+ */
 async function trainOnce(options: SweepOptions, workers: number): Promise<void> {
   const dir = runDir(options.out, workers);
-  fs.rmSync(dir, { recursive: true, force: true });
+  const wanted = epochsWanted(options.trainArgs);
+  if (options.fresh) fs.rmSync(dir, { recursive: true, force: true });
+  const done = epochsDone(dir);
+  if (done >= wanted && fs.existsSync(path.join(dir, 'line-profile.txt'))) {
+    options.log(`=== ${workers} workers: complete in ${dir} (${done} epochs), kept`);
+    return;
+  }
+  const resume = fs.existsSync(path.join(dir, 'last.ckpt')) ? ['--resume', dir] : [];
+  if (!resume.length) fs.rmSync(dir, { recursive: true, force: true });
   const logFile = path.join(options.out, `train-w${workers}.log`);
-  const log = fs.createWriteStream(logFile);
+  const log = fs.createWriteStream(logFile, { flags: resume.length ? 'a' : 'w' });
   const args = [path.join(projectRoot(), 'dist', 'bin', 'train.js'), ...options.trainArgs,
-    '--workers', String(workers), '--profile', '--plain', '--out', dir];
+    '--workers', String(workers), '--profile', '--plain', '--out', dir, ...resume];
   options.log(`\n=== ${workers} worker${workers === 1 ? '' : 's'}: node ${args.map((a) => path.relative(process.cwd(), a) || a).join(' ')}`);
   const child = spawn(process.execPath, ['--enable-source-maps', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  const signals: NodeJS.Signals[] = ['SIGUSR1', 'SIGTERM', 'SIGINT'];
+  for (const sig of signals) process.on(sig, forward);
   const echo = (stream: NodeJS.ReadableStream) => readline.createInterface({ input: stream }).on('line', (line) => {
     log.write(`${line}\n`);
     options.log(`[w${workers}] ${line}`);
@@ -50,7 +77,9 @@ async function trainOnce(options: SweepOptions, workers: number): Promise<void> 
   echo(child.stdout);
   echo(child.stderr);
   const code: number = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+  for (const sig of signals) process.off(sig, forward);
   await new Promise((resolve) => log.end(resolve));
+  if (code === 3) throw new UserError(`training with ${workers} workers was stopped by a signal; run the same command again to resume`, 3);
   if (code !== 0) throw new UserError(`training with ${workers} workers failed (exit code ${code}); its output is in ${logFile}`);
 }
 
@@ -67,6 +96,9 @@ export function gatherSweep(out: string, workers: number[]): SweepTables {
   const lineRows: LineRow[] = [];
   for (const w of workers) {
     const dir = runDir(out, w);
+    for (const file of ['config.json', 'metrics.jsonl', 'line-profile.json', 'line-profile.txt', 'loop-waits.json']) {
+      if (!fs.existsSync(path.join(dir, file))) throw new UserError(`${dir}: missing ${file}: did the run with ${w} workers finish?`);
+    }
     const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
     for (const m of readJsonLines<EpochMetrics>(path.join(dir, 'metrics.jsonl'))) {
       epochRows.push({

@@ -44,6 +44,8 @@ export interface TrainOptions {
   resume?: string;
   /** Line-profile the training loop (also on with LINE_PROFILE=1). */
   profile?: boolean;
+  /** Allow more DataLoader workers than the CPUs Slurm allocated (SLURM_CPUS_PER_TASK). */
+  allowOversubscribe?: boolean;
 }
 
 export const DEFAULTS: TrainOptions = {
@@ -71,7 +73,24 @@ export interface RunResult {
   outDir: string;
   metrics: EpochMetrics[];
   backend: string;
+  /** Set when a signal (Slurm's time-limit warning, SIGTERM) stopped the run early. */
+  interrupted?: { signal: string; epoch: number };
 }
+
+/**
+ * Refuses more workers than the CPUs Slurm gave the job, so that the batch script and
+ * the code cannot disagree silently.
+ */
+export function checkWorkersAgainstSlurm(workers: number, allowOversubscribe = false, env = process.env): void {
+  const cpus = Number(env.SLURM_CPUS_PER_TASK);
+  if (!env.SLURM_CPUS_PER_TASK || !Number.isInteger(cpus) || workers <= cpus || allowOversubscribe) return;
+  throw new UserError(`--workers ${workers} is more than the ${cpus} CPU${cpus === 1 ? '' : 's'} Slurm allocated to this job ` +
+    `(SLURM_CPUS_PER_TASK=${cpus}). Ask for them (sbatch --cpus-per-task=${workers}), use --workers ${cpus}, ` +
+    'or pass --allow-oversubscribe to run anyway.');
+}
+
+/** Signals that stop training cleanly: Slurm's warning before the time limit, and termination. */
+const STOP_SIGNALS = ['SIGUSR1', 'SIGTERM', 'SIGINT'] as const;
 
 /** Negative log-likelihood of log-probabilities (F.nll_loss, mean over the batch). */
 export function nllLoss(logProbs: tf.Tensor, target: tf.Tensor): tf.Scalar {
@@ -209,11 +228,21 @@ function truncateMetrics(file: string, epoch: number): EpochMetrics[] {
 
 /** Trains a model as the reference script does; prints as it goes; writes the run folder. */
 export async function runTraining(given: TrainOptions, progress: Progress = createProgress()): Promise<RunResult> {
+  // A stop signal ends the epoch at the next batch; last.ckpt keeps the last full epoch, so a
+  // resumed run repeats the interrupted epoch from the same state and ends with the same result.
+  const stop = new AbortController();
+  let stoppedBy = '';
+  const onSignal = (signal: NodeJS.Signals) => {
+    stoppedBy ||= signal;
+    stop.abort();
+  };
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   let options = given;
   if (given.resume) {
     // The saved options decide the run; only the epoch count may be raised.
     options = { ...readResumeConfig(given.resume), resume: given.resume, out: given.resume, epochs: given.epochs };
   }
+  checkWorkersAgainstSlurm(options.workers, options.allowOversubscribe);
   const backend = await initBackend(options.backend);
   progress.line(backend.line);
   const data = await loadData(options, (s) => progress.line(s));
@@ -251,10 +280,11 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
   const profiling = isProfiling();
   const epochProfiles: FunctionStats[][] = [];
   const loader = new DataLoader(data.train, {
-    batchSize: options.batchSize, shuffle: true, seed: options.seed, numWorkers: options.workers,
+    batchSize: options.batchSize, shuffle: true, seed: options.seed, numWorkers: options.workers, signal: stop.signal,
   });
   progress.line(`DataLoader: ${options.workers} worker${options.workers === 1 ? '' : 's'}` +
     (options.workers === 0 ? ' (batches built in the main thread)' : ' (worker threads, data set in shared memory)'));
+  let interrupted: RunResult['interrupted'];
   for (let epoch = startEpoch; epoch <= options.epochs; epoch++) {
     const lr = learningRateAt(options.lr, options.gamma, epoch);
     setLearningRate(optimizer, lr);
@@ -264,6 +294,13 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     const t0 = performance.now();
     const trainLoss = await trainEpoch({ model, optimizer, loader, logInterval: options.logInterval, progress }, epoch);
     const t1 = performance.now();
+    if (stop.signal.aborted) {
+      interrupted = { signal: stoppedBy, epoch };
+      progress.line(`\nStopped by ${stoppedBy} during epoch ${epoch}: last.ckpt holds epoch ${epoch - 1}. ` +
+        `Continue with --resume ${outDir} (the epoch is repeated from its start, so results are unchanged).`);
+      writeFileAtomic(path.join(outDir, 'interrupted.json'), JSON.stringify({ ...interrupted, at: new Date().toISOString() }) + '\n');
+      break;
+    }
     if (profiling) epochProfiles.push(snapshot());
     const test = await evaluate(model, data.test, options.testBatchSize);
     const t2 = performance.now();
@@ -285,8 +322,10 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     if (improved) await saveCheckpoint(path.join(outDir, 'best.ckpt'), model, optimizer, meta);
   }
   if (profiling && epochProfiles.length) writeLineProfile(outDir, epochProfiles, startEpoch, options.workers, progress);
+  for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
+  if (!interrupted) fs.rmSync(path.join(outDir, 'interrupted.json'), { force: true });
   progress.line(`Run folder: ${outDir}`);
   optimizer.dispose();
   model.dispose();
-  return { outDir, metrics, backend: backend.name };
+  return { outDir, metrics, backend: backend.name, interrupted };
 }

@@ -162,7 +162,7 @@ async function ensureResults(o: ReportOptions): Promise<string> {
   }
   o.log(`Running the ${o.workers.join('-vs-')}-worker sweep (${o.epochs} epochs on ${o.data}) into ${dir}`);
   const trainArgs = ['--epochs', String(o.epochs), '--model', o.model, '--data', o.data, ...(o.limit ? ['--limit', String(o.limit)] : [])];
-  await runSweep({ workers: o.workers, out: dir, trainArgs, log: o.log });
+  await runSweep({ workers: o.workers, out: dir, trainArgs, log: o.log, fresh: o.fresh });
   return dir;
 }
 

@@ -48,13 +48,16 @@ export function epochTimeFigure(d: SweepData): Figure {
   };
 }
 
+/** The distribution of waits for the next batch, one box per worker count (log scale: most waits are tiny, a few are long). */
 export function waitFigure(d: SweepData, headerLine: number): Figure {
   return {
     data: d.workers.map((w, i) => ({
-      type: 'histogram', name: `${w} worker${w === 1 ? '' : 's'}`, opacity: 0.6, marker: { color: COLOURS[i % COLOURS.length] },
-      x: d.waits.filter((r) => r.workers === w && r.line === headerLine).flatMap((r) => r.seconds.map((s) => 1000 * s)), nbinsx: 40,
+      type: 'box', orientation: 'h', name: `${w} worker${w === 1 ? '' : 's'}`, marker: { color: COLOURS[i % COLOURS.length] },
+      x: d.waits.filter((r) => r.workers === w && r.line === headerLine).flatMap((r) => r.seconds.map((s) => 1000 * s)),
+      boxpoints: 'outliers', jitter: 0,
     })),
-    layout: { ...base(`Waiting for the next batch (line ${headerLine}), per step`, 'milliseconds', 'steps'), barmode: 'overlay' },
+    layout: { ...base(`Waiting for the next batch (line ${headerLine}), per step`, 'milliseconds (log scale)', ''), height: 240,
+      xaxis: { type: 'log', title: { text: 'milliseconds (log scale)' } }, showlegend: false, margin: { l: 90, r: 20, t: 40, b: 50 } },
   };
 }
 

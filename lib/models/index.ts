@@ -4,6 +4,7 @@ import { UserError } from '../errors';
 import { rng } from '../random';
 import { InitSeeds, SeededDropout } from './layers';
 import { buildNet } from './net';
+import { buildBase14k, buildBn10k, buildBn14k, buildCnnSmall, buildFc, buildGap14k, buildGap8k } from './zoo';
 
 export interface ModelEntry {
   description: string;
@@ -12,6 +13,13 @@ export interface ModelEntry {
 
 export const MODELS: Record<string, ModelEntry> = {
   net: { description: "the assignment's Net: 2 conv 5x5 (32, 64), fc 1024, dropout 0.5, fc 10", build: buildNet },
+  fc: { description: 'a fully connected baseline: flatten 784 → 128 → ReLU → 10', build: buildFc },
+  'cnn-small': { description: 'a small CNN: conv 3x3 24 → pool → conv 3x3 36 → pool → fc 128 → 10', build: buildCnnSmall },
+  'base-14k': { description: 'bias-free 3x3 convolutions with 1x1 transitions and a 7x7 output convolution', build: buildBase14k },
+  'bn-14k': { description: 'base-14k with batch norm after every 3x3 convolution', build: buildBn14k },
+  'gap-8k': { description: 'batch-normed 3x3 blocks, global average pooling and a 1x1 output, dropout 0.1', build: buildGap8k },
+  'gap-14k': { description: 'bias-free ReLU/BN/dropout blocks, average pooling, global average pooling, 1x1 output', build: buildGap14k },
+  'bn-10k': { description: 'ReLU/BN/dropout blocks with biases, max and average pooling, 1x1 head', build: buildBn10k },
 };
 
 export const MODEL_NAMES = Object.keys(MODELS);
