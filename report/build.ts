@@ -146,7 +146,7 @@ export function profilingMarkdown(d: SweepData, charts: Record<string, string>):
 }
 
 /** The sweep folder for a configuration: reused when complete, else run (or rerun with --fresh). */
-async function ensureResults(o: ReportOptions): Promise<string> {
+export async function ensureResults(o: ReportOptions): Promise<string> {
   if (o.results) {
     if (!fs.existsSync(o.results)) throw new UserError(`--results ${o.results}: no such folder`);
     return path.resolve(o.results);

@@ -84,6 +84,19 @@ describe('Slurm batch scripts', { skip }, () => {
     assert.ok(fs.existsSync(path.join(sweepDir, 'runs', 'w2', 'line-profile.txt')));
   });
 
+  it('a notebook job executes the notebooks headless and keeps the executed copies', async (t) => {
+    const { spawnSync } = await import('node:child_process');
+    if (spawnSync('/usr/bin/python3', ['-c', 'import nbclient']).status !== 0) return t.skip('SKIPPED: no Jupyter for /usr/bin/python3');
+    const runDir = path.join(out, 'notebooks');
+    const job = submit('notebooks.sbatch', 'notebooks-small', ['-c', '2', '--time=20'],
+      { EPOCHS: '1', LIMIT: '128', WORKERS: '1,2', NOTEBOOKS: '01 02', RUN_DIR: runDir });
+    const state = await slurm.wait(job.id);
+    assert.equal(state.state, 'COMPLETED', job.output());
+    assert.match(job.output(), /parameters: EPOCHS=1 WORKERS=1,2 LIMIT=128/);
+    assert.match(job.output(), /All notebooks ran\./);
+    for (const n of ['01-architecture.ipynb', '02-training.ipynb']) assert.ok(fs.existsSync(path.join(runDir, 'notebooks', n)), n);
+  });
+
   it('a job cut by its time limit stops cleanly, and resubmitted jobs resume to the uninterrupted result', async () => {
     const runDir = path.join(out, 'limited');
     const env = { EPOCHS: '3', LIMIT: '1920', RUN_DIR: runDir };
