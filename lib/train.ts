@@ -117,6 +117,14 @@ export interface EpochContext {
   loader: DataLoader;
   logInterval: number;
   progress: Progress;
+  /** Called with each logged batch loss (per-batch metrics of the run folder). */
+  onBatchLoss?: (epoch: number, batchIndex: number, loss: number) => void;
+}
+
+/** Prints the reference's log line for a batch and hands its loss to the run's per-batch metrics. */
+function logBatch(ctx: EpochContext, epoch: number, batchIndex: number, loss: number): void {
+  ctx.progress.line(trainLogLine(epoch, batchIndex, ctx.loader, loss));
+  ctx.onBatchLoss?.(epoch, batchIndex, loss);
 }
 
 /**
@@ -144,7 +152,7 @@ export const trainEpoch = profile(async function trainEpoch(ctx: EpochContext, e
     seen += batch.size;
     if (batch.index % ctx.logInterval === 0) {
       lastLoss = (await loss.data())[0];
-      progress.line(trainLogLine(epoch, batch.index, loader, lastLoss));
+      logBatch(ctx, epoch, batch.index, lastLoss);
     }
     progress.update(seen, lastLoss, seen / ((performance.now() - started) / 1000));
     tf.dispose([data, target, loss, ...Object.values(grads)]);
@@ -217,7 +225,7 @@ function readResumeConfig(dir: string): TrainOptions {
   return JSON.parse(fs.readFileSync(file, 'utf8')).options as TrainOptions;
 }
 
-/** Keeps metrics.jsonl lines up to `epoch` (a resumed run rewrites the later ones). */
+/** Keeps the lines of a metrics file up to `epoch` (a resumed run rewrites the later ones). */
 function truncateMetrics(file: string, epoch: number): EpochMetrics[] {
   if (!fs.existsSync(file)) return [];
   const kept = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)
@@ -254,6 +262,9 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
   progress.line(formatSummary(summarize(model)));
   const optimizer = createOptimizer(options.optimizer, options.lr, options.momentum);
   const metricsFile = path.join(outDir, 'metrics.jsonl');
+  const batchesFile = path.join(outDir, 'batches.jsonl');
+  const onBatchLoss = (epoch: number, batch: number, loss: number) =>
+    fs.appendFileSync(batchesFile, JSON.stringify({ epoch, batch, samples: batch * options.batchSize, loss }) + '\n');
 
   let startEpoch = 1;
   let best = 0;
@@ -267,9 +278,11 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     startEpoch = ckpt.epoch + 1;
     best = ckpt.bestAccuracy;
     metrics = truncateMetrics(metricsFile, ckpt.epoch);
+    truncateMetrics(batchesFile, ckpt.epoch);
     progress.line(`Resuming from ${path.join(outDir, 'last.ckpt')} after epoch ${ckpt.epoch}`);
   } else {
     fs.rmSync(metricsFile, { force: true });
+    fs.rmSync(batchesFile, { force: true });
   }
   writeFileAtomic(path.join(outDir, 'config.json'), JSON.stringify({
     options: { ...options, out: outDir }, backend: backend.name, engine: backend.engine, backend_line: backend.line,
@@ -292,7 +305,7 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     seedDropout(model, rng(options.seed, 'dropout', epoch));
     if (profiling) resetProfile();
     const t0 = performance.now();
-    const trainLoss = await trainEpoch({ model, optimizer, loader, logInterval: options.logInterval, progress }, epoch);
+    const trainLoss = await trainEpoch({ model, optimizer, loader, logInterval: options.logInterval, progress, onBatchLoss }, epoch);
     const t1 = performance.now();
     if (stop.signal.aborted) {
       interrupted = { signal: stoppedBy, epoch };

@@ -29,7 +29,9 @@ describe('training', () => {
     assert.match(text, /^Test set: Average loss: \d\.\d{4}, Accuracy: \d+\/2000 \(\d+\.\d\d%\)$/m);
     assert.match(text, /NOT the official MNIST test set/);
     const { outDir } = first;
-    for (const f of ['config.json', 'metrics.jsonl', 'last.ckpt', 'best.ckpt']) assert.ok(fs.existsSync(path.join(outDir, f)), f);
+    for (const f of ['config.json', 'metrics.jsonl', 'batches.jsonl', 'last.ckpt', 'best.ckpt']) assert.ok(fs.existsSync(path.join(outDir, f)), f);
+    const batches = fs.readFileSync(path.join(outDir, 'batches.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(batches.map((b) => [b.epoch, b.batch, b.samples]), [[1, 0, 0], [1, 2, 128], [2, 0, 0], [2, 2, 128]]);
     const metrics = readMetrics(outDir);
     assert.deepEqual(metrics.map((m) => m.epoch), [1, 2]);
     for (const key of ['train_loss', 'test_loss', 'test_accuracy', 'train_seconds', 'samples_per_second']) {

@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+/** `npm run runs [-- --compare A B]`: the runs under runs/ as a table, or two runs compared (with an HTML chart). */
+import path from 'node:path';
+import { Command } from 'commander';
+import { runMain, UserError } from '../lib/errors';
+import { projectRoot } from '../lib/paths';
+import { compareRuns, findRuns, formatRunsTable } from '../lib/runs';
+
+runMain(async () => {
+  const program = new Command('runs')
+    .description('List training runs (config, metrics, checkpoints in each run folder), or compare two.')
+    .option('--root <dir>', 'where to look for run folders', path.join(projectRoot(), 'runs'))
+    .option('--compare <dirs...>', 'two run folders to compare side by side')
+    .option('--html <file>', 'where --compare writes its chart (default: runs/compare.html)')
+    .parse();
+  const o = program.opts();
+  if (o.compare) {
+    if (o.compare.length !== 2) throw new UserError(`--compare takes two run folders, got ${o.compare.length}`);
+    const html = path.resolve(o.html ?? path.join(o.root, 'compare.html'));
+    process.stdout.write(`${compareRuns(path.resolve(o.compare[0]), path.resolve(o.compare[1]), html)}\n\nChart: ${html}\n`);
+    return;
+  }
+  const runs = findRuns(o.root);
+  if (!runs.length) {
+    process.stdout.write(`No runs under ${o.root} yet (npm run train writes one).\n`);
+    return;
+  }
+  process.stdout.write(`${formatRunsTable(runs, o.root)}\n`);
+});
