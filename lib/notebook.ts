@@ -90,11 +90,6 @@ function crc32(buf: Buffer): number {
   return ~c >>> 0;
 }
 
-/** A data: URL of a digit, for HTML grids. */
-export function digitDataUrl(pixels: Uint8Array, scale = 2): string {
-  return `data:image/png;base64,${Buffer.from(grayPng(pixels, 28, 28, scale)).toString('base64')}`;
-}
-
 /**
  * Training progress for a notebook: one output that updates in place (a progress bar
  * and the last log lines), redrawn at most every 300 ms.

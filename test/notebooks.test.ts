@@ -47,7 +47,8 @@ describe('notebooks (headless, real Jupyter + tslab)', { skip }, () => {
     const train = outputs(path.join(out, '02-training.ipynb'));
     assert.match(train.text, /Final test accuracy: \d+\.\d\d% \(\d+\/2000\) after 1 epochs on wasm/);
     assert.match(train.html, /class="plotly-chart"[\s\S]*Plotly\.newPlot/);
-    assert.match(train.html, /data:image\/png;base64,/);
+    assert.match(train.html, /Test digits: predicted \(probability\), true label/);
+    assert.match(train.html, /Confusion matrix \(rows: true, columns: predicted\)/);
 
     const prof = outputs(path.join(out, '03-workers-profiling.ipynb'));
     assert.match(prof.html, /Timer unit: 1e-06 s/);
