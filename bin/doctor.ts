@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { Command } from 'commander';
 import { initBackend, probeNodeBinding, tfjsVersions, visibleGpus } from '../lib/backend';
 import { runMain } from '../lib/errors';
+import { findJupyterPython } from '../lib/jupyter';
 
 interface Check { name: string; ok: boolean; detail: string; fix?: string; required?: boolean }
 
@@ -86,9 +87,13 @@ async function main(): Promise<void> {
   const browser = chromium();
   checks.push({ name: 'Chromium (PDF reports, the main job)', ok: !!browser, detail: browser ?? 'not found', required: true,
     fix: 'apt-get install chromium, or set PUPPETEER_EXECUTABLE_PATH to a Chrome/Chromium binary' });
-  const jupyter = run('/usr/bin/python3', ['-m', 'jupyter', '--version']) ?? run('jupyter', ['--version']);
-  checks.push({ name: 'Jupyter (notebooks)', ok: !!jupyter, detail: jupyter ? jupyter.split('\n').find((l) => /notebook|nbconvert/.test(l))?.trim() ?? 'found' : 'not found',
-    fix: 'apt-get install jupyter-notebook python3-nbconvert (or pip install notebook in your own Python)' });
+  let jupyter = '';
+  try {
+    const python = findJupyterPython();
+    jupyter = `${python}: ${run(python, ['-c', 'import notebook, nbclient; print("notebook", notebook.__version__, "nbclient", nbclient.__version__)']) ?? ''}`;
+  } catch { /* reported below */ }
+  checks.push({ name: 'Jupyter (notebooks)', ok: !!jupyter, detail: jupyter || 'not found',
+    fix: 'apt-get install jupyter-notebook python3-nbconvert python3-nbclient (or pip install notebook nbclient; JUPYTER_PYTHON names that python)' });
 
   let mnistOk = false;
   try {

@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { BackendRequest, initBackend } from './backend';
+import { BackendRequest, initBackend, tfjsVersions } from './backend';
+import { machineInfo } from './machine';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { writeFileAtomic } from './data/idx';
 import { downloadMnist } from './data/download';
@@ -286,6 +287,7 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
   }
   writeFileAtomic(path.join(outDir, 'config.json'), JSON.stringify({
     options: { ...options, out: outDir }, backend: backend.name, engine: backend.engine, backend_line: backend.line,
+    machine: machineInfo(), versions: tfjsVersions(),
     data: { name: data.name, train: data.train.count, test: data.test.count, note: data.note },
   }, null, 2) + '\n');
 

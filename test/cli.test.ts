@@ -25,6 +25,20 @@ describe('train CLI: bad input gets a clear error and a non-zero exit', () => {
   });
   it('--resume of a folder that is not a run', () => assertUserError(['--resume', tmpDir()], /not a run folder \(no config\.json\)/));
 
+  it('npm run doctor names the backends, GPUs, CUDA libraries, cores, Chromium and Jupyter, with fixes', () => {
+    const r = runCli('doctor', []);
+    assert.match(r.stdout, /✓ backend wasm: wasm \(SIMD, 1 thread\)/);
+    assert.match(r.stdout, /backend tensorflow \(tfjs-node-gpu\): /);
+    assert.match(r.stdout, /CUDA\/cuDNN libraries for tfjs-node-gpu: /);
+    assert.match(r.stdout, /✓ CPU cores: \d+/);
+    assert.match(r.stdout, /Chromium \(PDF reports, the main job\): /);
+    for (const line of r.stdout.split('\n').filter((l) => l.startsWith('✗'))) {
+      assert.ok(r.stdout.includes(`${line}\n    fix: `), `no fix for: ${line}`);
+    }
+    const ready = /This machine can run the main job\./.test(r.stdout);
+    assert.equal(r.status, ready ? 0 : 1);
+  });
+
   it('--help explains the options', () => {
     const r = runCli('train', ['--help']);
     assert.equal(r.status, 0);

@@ -38,6 +38,10 @@ describe('training', () => {
       assert.equal(typeof metrics[0][key as keyof EpochMetrics], 'number', key);
     }
     assert.equal(metrics[0].backend, 'wasm');
+    const config = JSON.parse(fs.readFileSync(path.join(outDir, 'config.json'), 'utf8'));
+    assert.equal(config.machine.cpus, (await import('node:os')).availableParallelism());
+    assert.equal(config.versions['@tensorflow/tfjs'], '4.22.0');
+    assert.match(config.backend_line, /^Backend: wasm/);
     assert.equal(metrics[1].lr, 0.7);
     // Even 8 steps of Adadelta at lr 1.0 learn something (chance is 10%).
     assert.ok(metrics[1].test_accuracy > 30, `accuracy ${metrics[1].test_accuracy}`);
