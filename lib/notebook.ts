@@ -92,23 +92,42 @@ function crc32(buf: Buffer): number {
 
 /**
  * Training progress for a notebook: one output that updates in place (a progress bar
- * and the last log lines), redrawn at most every 300 ms.
+ * and the last log lines), redrawn at most every 300 ms. tslab sends each update over a
+ * ZeroMQ socket that refuses a second send while one is in flight (EBUSY): such a frame is
+ * kept and drawn by the next update, or by a retry after stop(); it never fails training.
  */
-export function notebookProgress(keepLines = 12): Progress & { lines: string[] } {
-  const out = tslab().newDisplay();
+export function notebookProgress(keepLines = 12, display: Pick<TslabDisplay, 'html'> = tslab().newDisplay()): Progress & { lines: string[] } {
   const lines: string[] = [];
   let label = '';
   let done = 0;
   let total = 1;
   let extra = '';
   let last = 0;
+  let pending = false;
+  const render = () => {
+    const pct = Math.round((100 * done) / total);
+    return `<div><b>${escape(label)}</b> <progress value="${done}" max="${total}" style="width:300px"></progress> ` +
+      `${done}/${total} (${pct}%) ${escape(extra)}</div><pre style="font-size:11px">${escape(lines.slice(-keepLines).join('\n'))}</pre>`;
+  };
+  const send = (): boolean => {
+    try {
+      display.html(render());
+      pending = false;
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EBUSY') throw err;
+      pending = true;
+      return false;
+    }
+  };
   const draw = (force = false) => {
     const now = Date.now();
-    if (!force && now - last < 300) return;
+    if (!force && !pending && now - last < 300) return;
     last = now;
-    const pct = Math.round((100 * done) / total);
-    out.html(`<div><b>${escape(label)}</b> <progress value="${done}" max="${total}" style="width:300px"></progress> ` +
-      `${done}/${total} (${pct}%) ${escape(extra)}</div><pre style="font-size:11px">${escape(lines.slice(-keepLines).join('\n'))}</pre>`);
+    send();
+  };
+  const flush = (tries: number) => {
+    if (pending && !send() && tries > 0) setTimeout(() => flush(tries - 1), 50);
   };
   return {
     lines,
@@ -128,7 +147,7 @@ export function notebookProgress(keepLines = 12): Progress & { lines: string[] }
       draw();
     },
     stop() {
-      draw(true);
+      if (!send()) flush(20);
     },
   };
 }
