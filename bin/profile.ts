@@ -5,22 +5,15 @@
  * writes DIR/line-profile-wN.txt, DIR/epochs.csv, DIR/lines.csv, DIR/lines-by-workers.csv.
  */
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { workerCounts } from '../lib/cli';
 import { runMain } from '../lib/errors';
 import { gatherSweep, runSweep } from '../lib/sweep';
-
-function workerList(value: string): number[] {
-  const list = value.split(',').map((v) => v.trim());
-  if (!list.length || list.some((v) => !/^\d+$/.test(v))) {
-    throw new InvalidArgumentError(`expected worker counts separated by commas (e.g. 1,8), got '${value}'.`);
-  }
-  return [...new Set(list.map(Number))];
-}
 
 runMain(async () => {
   const program = new Command('profile')
     .description('Train once per worker count with the line profiler on, and gather the results in danfo tables.')
-    .option('--workers <list>', 'worker counts to compare, comma-separated', workerList, [1, 8])
+    .option('--workers <list>', 'worker counts to compare, comma-separated', (v: string) => workerCounts(v), [1, 8])
     .option('--out <dir>', 'folder for the results', path.join('runs', 'profile'))
     .option('--fresh', 'start every run over (default: keep complete runs, resume interrupted ones)', false)
     .option('--gather', 'only gather existing runs in --out into the tables (e.g. after a Slurm job array)', false)

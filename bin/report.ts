@@ -1,17 +1,12 @@
 #!/usr/bin/env node
 /** `npm run report`: architecture.pdf and profiling.pdf under report/out/. */
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { positiveInt } from '../lib/cli';
+import { Command, Option } from 'commander';
+import { positiveInt, workerCounts } from '../lib/cli';
 import { runMain } from '../lib/errors';
 import { MODEL_NAMES } from '../lib/models';
 import { projectRoot } from '../lib/paths';
 import { buildReports } from '../report/build';
-
-function workerList(value: string): number[] {
-  if (!/^\d+(,\d+)+$/.test(value)) throw new InvalidArgumentError(`expected at least two worker counts separated by commas (e.g. 1,8), got '${value}'.`);
-  return value.split(',').map(Number);
-}
 
 runMain(async () => {
   const program = new Command('report')
@@ -19,7 +14,7 @@ runMain(async () => {
     .addOption(new Option('--model <name>', 'model to document and profile').choices(MODEL_NAMES).default('net'))
     .option('--results <dir>', 'use this sweep folder (written by npm run profile, e.g. under Slurm) instead of running one')
     .option('--fresh', 'run the sweep again even if results for this configuration exist', false)
-    .option('--workers <list>', 'worker counts to compare', workerList, [1, 8])
+    .option('--workers <list>', 'worker counts to compare', (v: string) => workerCounts(v, 2), [1, 8])
     .option('--epochs <n>', 'epochs per run of the sweep', positiveInt, 5)
     .option('--limit <n>', 'first N training samples only (quick runs)', positiveInt)
     .option('--data <source>', "'embedded' or a folder of MNIST IDX files", 'embedded')

@@ -26,3 +26,12 @@ export function fraction(value: string): number {
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError(`expected a number in [0, 1), got '${value}'.`);
   return n;
 }
+
+/** Worker counts separated by commas ("1,8"), at least `min` of them, without repeats. */
+export function workerCounts(value: string, min = 1): number[] {
+  const list = value.split(',').map((v) => v.trim());
+  if (list.length < min || list.some((v) => !/^\d+$/.test(v))) {
+    throw new InvalidArgumentError(`expected ${min > 1 ? `at least ${min} ` : ''}worker counts separated by commas (e.g. 1,8), got '${value}'.`);
+  }
+  return [...new Set(list.map(Number))];
+}

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from './errors';
+import { readJsonLines } from './jsonl';
 import type { EpochMetrics } from './train';
 
 export interface RunSummary {
@@ -22,8 +23,11 @@ export interface RunSummary {
 export function readRun(dir: string): { config: Record<string, any>; metrics: EpochMetrics[]; batches: { epoch: number; samples: number; loss: number }[] } {
   const configFile = path.join(dir, 'config.json');
   if (!fs.existsSync(configFile)) throw new UserError(`${dir}: not a run folder (no config.json)`);
-  const lines = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
-  return { config: JSON.parse(fs.readFileSync(configFile, 'utf8')), metrics: lines(path.join(dir, 'metrics.jsonl')), batches: lines(path.join(dir, 'batches.jsonl')) };
+  return {
+    config: JSON.parse(fs.readFileSync(configFile, 'utf8')),
+    metrics: readJsonLines<EpochMetrics>(path.join(dir, 'metrics.jsonl')),
+    batches: readJsonLines<{ epoch: number; samples: number; loss: number }>(path.join(dir, 'batches.jsonl')),
+  };
 }
 
 /** Run folders under `root` (any depth up to 5), newest first. */

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import type { DataFrame } from 'danfojs-node';
 import { dataFrameToCsv } from './csv';
 import { writeFileAtomic } from './data/idx';
+import { readJsonLines } from './jsonl';
 import { UserError } from './errors';
 import { machineInfo } from './machine';
 import { projectRoot } from './paths';
@@ -41,8 +42,7 @@ function epochsWanted(trainArgs: string[]): number {
 }
 
 function epochsDone(dir: string): number {
-  const file = path.join(dir, 'metrics.jsonl');
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
+  return readJsonLines(path.join(dir, 'metrics.jsonl')).length;
 }
 
 /**
@@ -81,10 +81,6 @@ async function trainOnce(options: SweepOptions, workers: number): Promise<void> 
   await new Promise((resolve) => log.end(resolve));
   if (code === 3) throw new UserError(`training with ${workers} workers was stopped by a signal; run the same command again to resume`, 3);
   if (code !== 0) throw new UserError(`training with ${workers} workers failed (exit code ${code}); its output is in ${logFile}`);
-}
-
-function readJsonLines<T>(file: string): T[] {
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 }
 
 /** Reads the runs of a sweep folder into danfo tables and writes epochs.csv / lines.csv. */

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { readJsonLines } from '../lib/jsonl';
 
 export interface EpochRow { workers: number; epoch: number; train_seconds: number; test_accuracy: number; train_loss: number; test_loss: number; samples_per_second: number }
 export interface LineRowIn { line: number; contents: string; workers: number; epoch: number; hits: number; time_s: number }
@@ -144,10 +145,6 @@ export function analyse(data: SweepData): Analysis {
     ? `Both runs reached the same final accuracy (${low.finalAccuracy.toFixed(2)}%): the worker count changes speed, not results.`
     : `The final accuracies differ (${low.finalAccuracy.toFixed(2)}% vs ${high.finalAccuracy.toFixed(2)}%): check that both runs used the same seed and data.`);
   return { low, high, speedup, efficiency, headerLine, topLine, sentences: s };
-}
-
-function readJsonLines<T>(file: string): T[] {
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 }
 
 /** Reads a sweep folder written by `npm run profile` (lib/sweep.ts). */

@@ -143,27 +143,18 @@ export function iter<T>(frame: Frame, line: number, iterable: AsyncIterable<T> |
   if (frame === NOOP) return iterable;
   frame.stats.markHeader(line);
   if (Symbol.asyncIterator in iterable) {
-    return {
-      [Symbol.asyncIterator]() {
-        const it = (iterable as AsyncIterable<T>)[Symbol.asyncIterator]();
-        return {
-          next: (...a: [] | [unknown]) => { frame.line(line); return it.next(...a); },
-          return: it.return ? (v?: unknown) => it.return!(v) : undefined,
-          throw: it.throw ? (e?: unknown) => it.throw!(e) : undefined,
-        } as AsyncIterator<T>;
-      },
-    };
+    return { [Symbol.asyncIterator]: () => countNext(frame, line, (iterable as AsyncIterable<T>)[Symbol.asyncIterator]()) };
   }
+  return { [Symbol.iterator]: () => countNext(frame, line, (iterable as Iterable<T>)[Symbol.iterator]()) };
+}
+
+/** The same iterator, with every next() a hit of the loop header's line. */
+function countNext<I extends Iterator<unknown> | AsyncIterator<unknown>>(frame: Frame, line: number, it: I): I {
   return {
-    [Symbol.iterator]() {
-      const it = (iterable as Iterable<T>)[Symbol.iterator]();
-      return {
-        next: (...a: [] | [unknown]) => { frame.line(line); return it.next(...a); },
-        return: it.return ? (v?: unknown) => it.return!(v) : undefined,
-        throw: it.throw ? (e?: unknown) => it.throw!(e) : undefined,
-      } as Iterator<T>;
-    },
-  };
+    next: (...a: [] | [unknown]) => { frame.line(line); return it.next(...a); },
+    return: it.return ? (v?: unknown) => it.return!(v) : undefined,
+    throw: it.throw ? (e?: unknown) => it.throw!(e) : undefined,
+  } as unknown as I;
 }
 
 /** A loop condition evaluated as a hit of the loop's line (while / for(;;)). */
