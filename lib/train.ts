@@ -12,6 +12,7 @@ import { writeFileAtomic } from './data/idx';
 import { downloadMnist } from './data/download';
 import { Dataset, Split, limitTrain, loadEmbedded, loadFolder } from './data/mnist';
 import { UserError } from './errors';
+import { readJsonLines } from './jsonl';
 import { DataLoader } from './loader';
 import { createModel, seedDropout } from './models';
 import { OptimizerName, createOptimizer, learningRateAt, setLearningRate } from './optim';
@@ -229,16 +230,19 @@ function readResumeConfig(dir: string): TrainOptions {
 /** Keeps the lines of a metrics file up to `epoch` (a resumed run rewrites the later ones). */
 function truncateMetrics(file: string, epoch: number): EpochMetrics[] {
   if (!fs.existsSync(file)) return [];
-  const kept = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)
-    .map((l) => JSON.parse(l) as EpochMetrics).filter((m) => m.epoch <= epoch);
+  const kept = readJsonLines<EpochMetrics>(file).filter((m) => m.epoch <= epoch);
   writeFileAtomic(file, kept.map((m) => JSON.stringify(m) + '\n').join(''));
   return kept;
 }
 
-/** Trains a model as the reference script does; prints as it goes; writes the run folder. */
+/**
+ * Trains a model as the reference script does; prints as it goes; writes the run folder.
+ * A stop signal ends the epoch at the next batch; last.ckpt keeps the last full epoch, so a
+ * resumed run repeats the interrupted epoch from the same state and ends with the same
+ * result. The signal handlers are removed however the run ends (a throw included), so a
+ * notebook kernel or test process gets its Ctrl-C back.
+ */
 export async function runTraining(given: TrainOptions, progress: Progress = createProgress()): Promise<RunResult> {
-  // A stop signal ends the epoch at the next batch; last.ckpt keeps the last full epoch, so a
-  // resumed run repeats the interrupted epoch from the same state and ends with the same result.
   const stop = new AbortController();
   let stoppedBy = '';
   const onSignal = (signal: NodeJS.Signals) => {
@@ -246,6 +250,14 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     stop.abort();
   };
   for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+  try {
+    return await train(given, progress, stop.signal, () => stoppedBy);
+  } finally {
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
+  }
+}
+
+async function train(given: TrainOptions, progress: Progress, stop: AbortSignal, stoppedBy: () => string): Promise<RunResult> {
   let options = given;
   if (given.resume) {
     // The saved options decide the run; only the epoch count may be raised.
@@ -295,7 +307,7 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
   const profiling = isProfiling();
   const epochProfiles: FunctionStats[][] = [];
   const loader = new DataLoader(data.train, {
-    batchSize: options.batchSize, shuffle: true, seed: options.seed, numWorkers: options.workers, signal: stop.signal,
+    batchSize: options.batchSize, shuffle: true, seed: options.seed, numWorkers: options.workers, signal: stop,
   });
   progress.line(`DataLoader: ${options.workers} worker${options.workers === 1 ? '' : 's'}` +
     (options.workers === 0 ? ' (batches built in the main thread)' : ' (worker threads, data set in shared memory)'));
@@ -309,9 +321,9 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     const t0 = performance.now();
     const trainLoss = await trainEpoch({ model, optimizer, loader, logInterval: options.logInterval, progress, onBatchLoss }, epoch);
     const t1 = performance.now();
-    if (stop.signal.aborted) {
-      interrupted = { signal: stoppedBy, epoch };
-      progress.line(`\nStopped by ${stoppedBy} during epoch ${epoch}: last.ckpt holds epoch ${epoch - 1}. ` +
+    if (stop.aborted) {
+      interrupted = { signal: stoppedBy(), epoch };
+      progress.line(`\nStopped by ${interrupted.signal} during epoch ${epoch}: last.ckpt holds epoch ${epoch - 1}. ` +
         `Continue with --resume ${outDir} (the epoch is repeated from its start, so results are unchanged).`);
       writeFileAtomic(path.join(outDir, 'interrupted.json'), JSON.stringify({ ...interrupted, at: new Date().toISOString() }) + '\n');
       break;
@@ -337,7 +349,6 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
     if (improved) await saveCheckpoint(path.join(outDir, 'best.ckpt'), model, optimizer, meta);
   }
   if (profiling && epochProfiles.length) writeLineProfile(outDir, epochProfiles, startEpoch, options.workers, progress);
-  for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
   if (!interrupted) fs.rmSync(path.join(outDir, 'interrupted.json'), { force: true });
   progress.line(`Run folder: ${outDir}`);
   optimizer.dispose();

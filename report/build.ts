@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../lib/backend';
 import { UserError } from '../lib/errors';
+import { readJsonLines } from '../lib/jsonl';
 import { createModel, MODELS } from '../lib/models';
 import { projectRoot } from '../lib/paths';
 import { runSweep } from '../lib/sweep';
@@ -155,7 +156,7 @@ export async function ensureResults(o: ReportOptions): Promise<string> {
     `w${o.workers.join('-')}`, ...(o.limit ? [`n${o.limit}`] : [])].join('_');
   const dir = path.join(projectRoot(), 'runs', 'report', key);
   const complete = o.workers.every((w) => fs.existsSync(path.join(dir, 'runs', `w${w}`, 'line-profile.txt')) &&
-    fs.readFileSync(path.join(dir, 'runs', `w${w}`, 'metrics.jsonl'), 'utf8').trim().split('\n').length >= o.epochs);
+    readJsonLines(path.join(dir, 'runs', `w${w}`, 'metrics.jsonl')).length >= o.epochs);
   if (complete && !o.fresh) {
     o.log(`Reusing the sweep in ${dir} (--fresh runs it again)`);
     return dir;

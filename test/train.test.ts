@@ -82,6 +82,12 @@ describe('training', () => {
     assert.match(out.join('\n'), /DataLoader: 2 workers/);
   });
 
+  it('removes its signal handlers even when the run fails', async () => {
+    const before = ['SIGINT', 'SIGTERM', 'SIGUSR1'].map((sig) => process.listenerCount(sig));
+    await assert.rejects(runTraining(tiny(tmpDir(), { data: '/nonexistent/mnist' }), memoryProgress([])), /data folder does not exist/);
+    assert.deepEqual(['SIGINT', 'SIGTERM', 'SIGUSR1'].map((sig) => process.listenerCount(sig)), before);
+  });
+
   it('resumes from the last checkpoint with the result of an uninterrupted run', async () => {
     const dir = tmpDir();
     await runTraining(tiny(dir, { epochs: 1 }), memoryProgress([]));
