@@ -70,13 +70,16 @@ class WorkerPool {
     if ('error' in reply) {
       const err = new Error(`DataLoader worker ${w} failed on batch ${p.batch}: ${reply.error.message}`);
       err.stack = `${err.message}\n--- worker stack ---\n${reply.error.stack ?? '(none)'}`;
-      this.fail(err);
+      // Only this batch fails, and no new ones start: batches before it, still being built by
+      // healthy workers, arrive in order first (the iteration rejects when it reaches this one).
+      this.failure ??= err;
       p.reject(err);
     } else {
       p.resolve(reply);
     }
   }
 
+  /** A dead worker or a closed loader: every pending batch fails. */
   private fail(err: Error): void {
     this.failure ??= err;
     for (const p of this.pending.values()) p.reject(this.failure);

@@ -100,8 +100,16 @@ describe('Slurm batch scripts', { skip }, () => {
   it('a job cut by its time limit stops cleanly, and resubmitted jobs resume to the uninterrupted result', async () => {
     const runDir = path.join(out, 'limited');
     const env = { EPOCHS: '3', LIMIT: '1920', RUN_DIR: runDir };
-    // The warning comes 50 s before a 1-minute limit (Slurm may send it early): the first job is cut.
+    // Slurm sends the warning 50 s before the 1-minute limit, but may send it up to a minute early
+    // or late; so that the cut does not depend on that timing, the test also sends the batch shell
+    // the same signal (as --signal=B:USR1 does) once training has started.
     const first = submit('train.sbatch', 'limited', ['-c', '1', '--time=1', '--signal=B:USR1@50'], env);
+    const outFile = path.join(out, `limited-${first.id}.out`);
+    for (let i = 0; i < 240 && !/^Train Epoch: 1 \[/m.test(fs.existsSync(outFile) ? fs.readFileSync(outFile, 'utf8') : ''); i++) {
+      if (/COMPLETED|FAILED|TIMEOUT|CANCELLED/.test(slurm.job(first.id).state)) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    slurm.run('scancel', ['--signal=USR1', '--batch', first.id], true);
     const firstState = await slurm.wait(first.id);
     assert.match(first.output(), /received USR1|Stopped by SIGUSR1|Stopped by SIGTERM|before training started/, first.output());
     assert.notEqual(firstState.state, 'COMPLETED');
