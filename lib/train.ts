@@ -323,8 +323,10 @@ async function train(given: TrainOptions, progress: Progress, stop: AbortSignal,
     const t1 = performance.now();
     if (stop.aborted) {
       interrupted = { signal: stoppedBy(), epoch };
-      progress.line(`\nStopped by ${interrupted.signal} during epoch ${epoch}: last.ckpt holds epoch ${epoch - 1}. ` +
-        `Continue with --resume ${outDir} (the epoch is repeated from its start, so results are unchanged).`);
+      progress.line(epoch > 1
+        ? `\nStopped by ${interrupted.signal} during epoch ${epoch}: last.ckpt holds epoch ${epoch - 1}. ` +
+          `Continue with --resume ${outDir} (the epoch is repeated from its start, so results are unchanged).`
+        : `\nStopped by ${interrupted.signal} during epoch 1, before any checkpoint: run again to start over.`);
       writeFileAtomic(path.join(outDir, 'interrupted.json'), JSON.stringify({ ...interrupted, at: new Date().toISOString() }) + '\n');
       break;
     }
