@@ -6,11 +6,12 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/backend';
-import { benchLoader, benchModel, benchProfileOverhead, formatKernels, loaderResidentMB } from '../lib/bench';
+import { benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, formatKernels, loaderResidentMB } from '../lib/bench';
 import { limitTrain, loadEmbedded } from '../lib/data/mnist';
 import { positiveInt } from '../lib/cli';
 import { runMain } from '../lib/errors';
 import { MODEL_NAMES } from '../lib/models';
+import { checkComputeThreads, defaultComputeThreads } from '../lib/data-parallel';
 
 runMain(async () => {
   const program = new Command('bench')
@@ -19,6 +20,7 @@ runMain(async () => {
     .option('--batch-size <n>', 'batch size', positiveInt, 64)
     .option('--steps <n>', 'timed steps (median reported) after 3 warm-up steps', positiveInt, 10)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_REQUESTS).default('auto'))
+    .option('--compute-threads <n>', 'threads for the data-parallel training figure (default: as npm run train picks)', positiveInt)
     .option('--json', 'print one JSON object as the last line', false)
     .option('--skip-loader', 'skip the data-loader and profiler-overhead parts (model only)', false)
     .parse();
@@ -27,10 +29,19 @@ runMain(async () => {
   const log = (s: string) => process.stdout.write(`${s}\n`);
   log(backend.line);
   log(`CPU: ${os.cpus()[0]?.model ?? 'unknown'} x ${os.availableParallelism()}`);
+  const threads: number = o.computeThreads ?? defaultComputeThreads(backend.name);
+  checkComputeThreads(threads, backend.name);
   const r = await benchModel(o.model, o.batchSize, 3, o.steps);
-  log(`Training: ${r.train_samples_per_s.toFixed(1)} samples/s (${r.train_step_ms.toFixed(1)} ms per step of ${o.batchSize}, median of ${o.steps})`);
-  log(`Inference: ${r.infer_samples_per_s.toFixed(1)} samples/s (${r.infer_step_ms.toFixed(1)} ms per batch of ${o.batchSize})`);
-  log('\nKernels of one training step (tf.profile):');
+  log(`Training, 1 thread: ${r.train_samples_per_s.toFixed(1)} samples/s (${r.train_step_ms.toFixed(1)} ms per step of ${o.batchSize}, median of ${o.steps})`);
+  let train = { train_samples_per_s: r.train_samples_per_s, train_step_ms: r.train_step_ms };
+  if (threads > 1) {
+    train = await benchParallelTraining(o.model, o.batchSize, threads, backend.name, 3, o.steps);
+    log(`Training, ${threads} threads (data parallel, as npm run train): ${train.train_samples_per_s.toFixed(1)} samples/s ` +
+      `(${train.train_step_ms.toFixed(1)} ms per step of ${o.batchSize}, median of ${o.steps}), ` +
+      `${(train.train_samples_per_s / r.train_samples_per_s).toFixed(2)}× one thread`);
+  }
+  log(`Inference, 1 thread: ${r.infer_samples_per_s.toFixed(1)} samples/s (${r.infer_step_ms.toFixed(1)} ms per batch of ${o.batchSize})`);
+  log('\nKernels of one training step, 1 thread (tf.profile):');
   log(formatKernels(r.kernels));
   const extra: Record<string, unknown> = {};
   if (!o.skipLoader) {
@@ -56,8 +67,9 @@ runMain(async () => {
   if (o.json) {
     log(JSON.stringify({ ...extra,
       backend: backend.name, engine: backend.engine, model: o.model, batch_size: o.batchSize,
-      train_samples_per_s: r.train_samples_per_s, infer_samples_per_s: r.infer_samples_per_s,
-      train_step_ms: r.train_step_ms, infer_step_ms: r.infer_step_ms, cpus: os.availableParallelism(),
+      compute_threads: threads, train_samples_per_s: train.train_samples_per_s, train_step_ms: train.train_step_ms,
+      train_samples_per_s_1_thread: r.train_samples_per_s, train_step_ms_1_thread: r.train_step_ms,
+      infer_samples_per_s: r.infer_samples_per_s, infer_step_ms: r.infer_step_ms, cpus: os.availableParallelism(),
       kernels_ms: Object.fromEntries(r.kernels.map((k) => [k.kernel, Number(k.ms.toFixed(2))])),
     }));
   }

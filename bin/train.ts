@@ -25,6 +25,8 @@ const program = new Command('train')
   .option('--log-interval <n>', 'how many batches to wait before logging training status', positiveInt, DEFAULTS.logInterval)
   .option('--limit <n>', 'use only the first N training samples (quick runs)', positiveInt)
   .option('--workers <n>', 'DataLoader worker threads (num_workers; 0 builds batches in the main thread)', nonNegativeInt, DEFAULTS.workers)
+  .option('--compute-threads <n>', 'threads computing each training step, data parallel (each takes a part of the batch; ' +
+    'default: one per CPU, at most 4, on wasm/cpu; 1 on tensorflow)', positiveInt)
   .addOption(new Option('--backend <name>', 'tfjs backend; auto prefers tfjs-node-gpu, then tfjs-node, wasm, cpu')
     .choices(BACKEND_REQUESTS).default(DEFAULTS.backend))
   .option('--out <dir>', 'run folder for config, metrics and checkpoints (default: runs/<timestamp>)')
@@ -51,7 +53,7 @@ runMain(async () => {
   await runTraining({
     model: o.model, data: o.data, download: o.download, epochs: o.epochs, batchSize: o.batchSize,
     testBatchSize: o.testBatchSize, lr: o.lr, gamma: o.gamma, optimizer: o.optimizer as OptimizerName,
-    momentum: o.momentum, seed: o.seed, logInterval: o.logInterval, limit: o.limit, workers: o.workers,
+    momentum: o.momentum, seed: o.seed, logInterval: o.logInterval, limit: o.limit, workers: o.workers, computeThreads: o.computeThreads,
     backend: o.backend as BackendRequest, out: o.out, resume: o.resume, profile: o.profile, allowOversubscribe: o.allowOversubscribe,
   }, createProgress(o.plain)).then((r) => {
     if (r.interrupted) process.exitCode = 3; // stopped early on a signal; resumable

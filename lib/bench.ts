@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createModel, seedDropout } from './models';
+import { DataParallel } from './data-parallel';
 import { createOptimizer } from './optim';
 import { rng } from './random';
 import type { Split } from './data/mnist';
@@ -84,6 +85,41 @@ export async function benchModel(modelName: string, batchSize: number, warmup = 
     infer_step_ms: inferMs,
     kernels: [...byKernel.values()].sort((a, b) => b.ms - a.ms),
   };
+}
+
+/**
+ * Training samples/s with `threads` compute threads, data parallel, stepping exactly as
+ * trainEpoch does (scatter, this thread's part, all-reduce, optimizer step).
+ */
+export async function benchParallelTraining(modelName: string, batchSize: number, threads: number, backend: string,
+  warmup = 3, steps = 10): Promise<{ train_samples_per_s: number; train_step_ms: number }> {
+  const model = createModel(modelName, 1);
+  seedDropout(model, rng(1, 'bench-dropout'));
+  const optimizer = createOptimizer('adadelta', 1.0, 0);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const parallel = await DataParallel.start(model, { threads, model: modelName, seed: 1, backend, optimizer: { name: 'adadelta', lr: 1.0, momentum: 0 } });
+  try {
+    await parallel.sync(model, optimizer, 1.0, 1, 1);
+    const { x, y } = syntheticBatch(batchSize, 1);
+    const batch = { index: 0, size: batchSize, images: x.dataSync() as Float32Array, labels: y.dataSync() as Int32Array };
+    tf.dispose([x, y]);
+    const trainStep = async () => {
+      const part = parallel.scatter(batch);
+      const data = tf.tensor4d(part.images, [part.size, 28, 28, 1]);
+      const target = tf.tensor1d(part.labels, 'int32');
+      const { value, grads: partGrads } = tf.variableGrads(() => nllLoss(model.apply(data, { training: true }) as tf.Tensor, target, part.weight), vars);
+      const { loss, grads } = await parallel.allReduce(value, partGrads);
+      optimizer.applyGradients(grads);
+      await loss.data();
+      tf.dispose([data, target, loss, ...Object.values(grads)]);
+    };
+    const ms = await timeSteps(trainStep, warmup, steps);
+    return { train_samples_per_s: (1000 * batchSize) / ms, train_step_ms: ms };
+  } finally {
+    await parallel.close();
+    optimizer.dispose();
+    model.dispose();
+  }
 }
 
 export function formatKernels(kernels: KernelTime[], top = 15): string {

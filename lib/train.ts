@@ -13,6 +13,9 @@ import { downloadMnist } from './data/download';
 import { Dataset, Split, limitTrain, loadEmbedded, loadFolder } from './data/mnist';
 import { UserError } from './errors';
 import { readJsonLines } from './jsonl';
+import { nllLoss } from './loss';
+import { splitRows } from './allreduce';
+import { DataParallel, checkComputeThreads, defaultComputeThreads } from './data-parallel';
 import { DataLoader } from './loader';
 import { createModel, seedDropout } from './models';
 import { OptimizerName, createOptimizer, learningRateAt, setLearningRate } from './optim';
@@ -39,6 +42,11 @@ export interface TrainOptions {
   limit?: number;
   /** DataLoader worker threads for training (0 = main thread). */
   workers: number;
+  /**
+   * Threads computing each step, data parallel (lib/data-parallel.ts); default: one per
+   * available CPU (at most 4) on wasm and cpu, 1 on tensorflow.
+   */
+  computeThreads?: number;
   backend: BackendRequest;
   /** Output folder; default runs/<timestamp>. */
   out?: string;
@@ -68,6 +76,7 @@ export interface EpochMetrics {
   samples_per_second: number;
   backend: string;
   workers: number;
+  compute_threads: number;
   num_tensors: number;
 }
 
@@ -94,10 +103,7 @@ export function checkWorkersAgainstSlurm(workers: number, allowOversubscribe = f
 /** Signals that stop training cleanly: Slurm's warning before the time limit, and termination. */
 const STOP_SIGNALS = ['SIGUSR1', 'SIGTERM', 'SIGINT'] as const;
 
-/** Negative log-likelihood of log-probabilities (F.nll_loss, mean over the batch). */
-export function nllLoss(logProbs: tf.Tensor, target: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(logProbs, tf.oneHot(target as tf.Tensor1D, logProbs.shape[1]!)), 1))) as tf.Scalar);
-}
+export { nllLoss };
 
 /** Loads the data set named by the options (embedded, a folder, or downloaded). */
 export async function loadData(options: Pick<TrainOptions, 'data' | 'download' | 'limit'>, log: (s: string) => void): Promise<Dataset> {
@@ -119,6 +125,8 @@ export interface EpochContext {
   loader: DataLoader;
   logInterval: number;
   progress: Progress;
+  /** Compute threads sharing each step (default: this thread alone). */
+  parallel?: DataParallel;
   /** Called with each logged batch loss (per-batch metrics of the run folder). */
   onBatchLoss?: (epoch: number, batchIndex: number, loss: number) => void;
 }
@@ -136,6 +144,7 @@ function logBatch(ctx: EpochContext, epoch: number, batchIndex: number, loss: nu
  */
 export const trainEpoch = profile(async function trainEpoch(ctx: EpochContext, epoch: number): Promise<number> {
   const { model, optimizer, loader, progress } = ctx;
+  const parallel = ctx.parallel ?? DataParallel.single();
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const started = performance.now();
   let seen = 0;
@@ -143,12 +152,14 @@ export const trainEpoch = profile(async function trainEpoch(ctx: EpochContext, e
   let lossSum = tf.scalar(0);
   progress.start(`Epoch ${epoch}`, loader.split.count);
   for await (const batch of loader) {
-    const data = tf.tensor4d(batch.images, [batch.size, 28, 28, 1]);
-    const target = tf.tensor1d(batch.labels, 'int32');
-    const { value: loss, grads } = tf.variableGrads(() => {
+    const part = parallel.scatter(batch); // the other parts go to the other compute threads
+    const data = tf.tensor4d(part.images, [part.size, 28, 28, 1]);
+    const target = tf.tensor1d(part.labels, 'int32');
+    const { value, grads: partGrads } = tf.variableGrads(() => {
       const output = model.apply(data, { training: true }) as tf.Tensor;
-      return nllLoss(output, target);
+      return nllLoss(output, target, part.weight);
     }, vars);
+    const { loss, grads } = await parallel.allReduce(value, partGrads); // summed over the threads
     optimizer.applyGradients(grads);
     lossSum = accumulate(lossSum, loss, batch.size);
     seen += batch.size;
@@ -170,6 +181,14 @@ function accumulate(sum: tf.Scalar, loss: tf.Scalar, n: number): tf.Scalar {
   const next = tf.tidy(() => sum.add<tf.Scalar>(loss.mul(n)));
   sum.dispose();
   return next;
+}
+
+/** The run's line about how each step is computed. */
+function computeLine(threads: number, batchSize: number): string {
+  if (threads === 1) return 'Compute: 1 thread (--compute-threads to change)';
+  const sizes = splitRows(batchSize, threads).map(([, n]) => n);
+  return `Compute: ${threads} threads, data parallel: each batch of ${batchSize} is split ${sizes.join(' + ')}, ` +
+    'gradients summed in shared memory (--compute-threads to change)';
 }
 
 /** `Train Epoch: 1 [640/8000 (8%)]\tLoss: 0.412345`, as the reference prints it. */
@@ -274,6 +293,8 @@ async function train(given: TrainOptions, progress: Progress, stop: AbortSignal,
   const model = createModel(options.model, options.seed);
   progress.line(formatSummary(summarize(model)));
   const optimizer = createOptimizer(options.optimizer, options.lr, options.momentum);
+  const threads = options.computeThreads ?? defaultComputeThreads(backend.name);
+  checkComputeThreads(threads, backend.name);
   const metricsFile = path.join(outDir, 'metrics.jsonl');
   const batchesFile = path.join(outDir, 'batches.jsonl');
   const onBatchLoss = (epoch: number, batch: number, loss: number) =>
@@ -299,6 +320,7 @@ async function train(given: TrainOptions, progress: Progress, stop: AbortSignal,
   }
   writeFileAtomic(path.join(outDir, 'config.json'), JSON.stringify({
     options: { ...options, out: outDir }, backend: backend.name, engine: backend.engine, backend_line: backend.line,
+    compute_threads: threads,
     machine: machineInfo(), versions: tfjsVersions(),
     data: { name: data.name, train: data.train.count, test: data.test.count, note: data.note },
   }, null, 2) + '\n');
@@ -311,44 +333,54 @@ async function train(given: TrainOptions, progress: Progress, stop: AbortSignal,
   });
   progress.line(`DataLoader: ${options.workers} worker${options.workers === 1 ? '' : 's'}` +
     (options.workers === 0 ? ' (batches built in the main thread)' : ' (worker threads, data set in shared memory)'));
+  const parallel = await DataParallel.start(model, {
+    threads, model: options.model, seed: options.seed, backend: backend.name,
+    optimizer: { name: options.optimizer, lr: options.lr, momentum: options.momentum },
+  });
+  progress.line(computeLine(threads, options.batchSize));
   let interrupted: RunResult['interrupted'];
-  for (let epoch = startEpoch; epoch <= options.epochs; epoch++) {
-    const lr = learningRateAt(options.lr, options.gamma, epoch);
-    setLearningRate(optimizer, lr);
-    loader.setEpoch(epoch);
-    seedDropout(model, rng(options.seed, 'dropout', epoch));
-    if (profiling) resetProfile();
-    const t0 = performance.now();
-    const trainLoss = await trainEpoch({ model, optimizer, loader, logInterval: options.logInterval, progress, onBatchLoss }, epoch);
-    const t1 = performance.now();
-    if (stop.aborted) {
-      interrupted = { signal: stoppedBy(), epoch };
-      progress.line(epoch > 1
-        ? `\nStopped by ${interrupted.signal} during epoch ${epoch}: last.ckpt holds epoch ${epoch - 1}. ` +
-          `Continue with --resume ${outDir} (the epoch is repeated from its start, so results are unchanged).`
-        : `\nStopped by ${interrupted.signal} during epoch 1, before any checkpoint: run again to start over.`);
-      writeFileAtomic(path.join(outDir, 'interrupted.json'), JSON.stringify({ ...interrupted, at: new Date().toISOString() }) + '\n');
-      break;
+  try {
+    for (let epoch = startEpoch; epoch <= options.epochs; epoch++) {
+      const lr = learningRateAt(options.lr, options.gamma, epoch);
+      setLearningRate(optimizer, lr);
+      loader.setEpoch(epoch);
+      seedDropout(model, rng(options.seed, 'dropout', epoch));
+      await parallel.sync(model, optimizer, lr, options.seed, epoch);
+      if (profiling) resetProfile();
+      const t0 = performance.now();
+      const trainLoss = await trainEpoch({ model, optimizer, loader, logInterval: options.logInterval, progress, onBatchLoss, parallel }, epoch);
+      const t1 = performance.now();
+      if (stop.aborted) {
+        interrupted = { signal: stoppedBy(), epoch };
+        progress.line(epoch > 1
+          ? `\nStopped by ${interrupted.signal} during epoch ${epoch}: last.ckpt holds epoch ${epoch - 1}. ` +
+            `Continue with --resume ${outDir} (the epoch is repeated from its start, so results are unchanged).`
+          : `\nStopped by ${interrupted.signal} during epoch 1, before any checkpoint: run again to start over.`);
+        writeFileAtomic(path.join(outDir, 'interrupted.json'), JSON.stringify({ ...interrupted, at: new Date().toISOString() }) + '\n');
+        break;
+      }
+      if (profiling) epochProfiles.push(snapshot());
+      const test = await evaluate(model, data.test, options.testBatchSize);
+      const t2 = performance.now();
+      progress.line(`\nTest set: Average loss: ${test.loss.toFixed(4)}, Accuracy: ${test.correct}/${test.total} ` +
+        `(${test.accuracy.toFixed(2)}%)\n`);
+      const m: EpochMetrics = {
+        epoch, lr, train_loss: trainLoss, test_loss: test.loss, test_accuracy: test.accuracy,
+        test_correct: test.correct, test_total: test.total,
+        train_seconds: (t1 - t0) / 1000, test_seconds: (t2 - t1) / 1000,
+        samples_per_second: data.train.count / ((t1 - t0) / 1000), backend: backend.name, workers: options.workers,
+        compute_threads: threads, num_tensors: tf.memory().numTensors,
+      };
+      metrics.push(m);
+      fs.appendFileSync(metricsFile, JSON.stringify(m) + '\n');
+      const improved = test.accuracy > best;
+      best = Math.max(best, test.accuracy);
+      const meta = { epoch, testAccuracy: test.accuracy, bestAccuracy: best, config: { ...options, out: outDir } };
+      await saveCheckpoint(path.join(outDir, 'last.ckpt'), model, optimizer, meta);
+      if (improved) await saveCheckpoint(path.join(outDir, 'best.ckpt'), model, optimizer, meta);
     }
-    if (profiling) epochProfiles.push(snapshot());
-    const test = await evaluate(model, data.test, options.testBatchSize);
-    const t2 = performance.now();
-    progress.line(`\nTest set: Average loss: ${test.loss.toFixed(4)}, Accuracy: ${test.correct}/${test.total} ` +
-      `(${test.accuracy.toFixed(2)}%)\n`);
-    const m: EpochMetrics = {
-      epoch, lr, train_loss: trainLoss, test_loss: test.loss, test_accuracy: test.accuracy,
-      test_correct: test.correct, test_total: test.total,
-      train_seconds: (t1 - t0) / 1000, test_seconds: (t2 - t1) / 1000,
-      samples_per_second: data.train.count / ((t1 - t0) / 1000), backend: backend.name, workers: options.workers,
-      num_tensors: tf.memory().numTensors,
-    };
-    metrics.push(m);
-    fs.appendFileSync(metricsFile, JSON.stringify(m) + '\n');
-    const improved = test.accuracy > best;
-    best = Math.max(best, test.accuracy);
-    const meta = { epoch, testAccuracy: test.accuracy, bestAccuracy: best, config: { ...options, out: outDir } };
-    await saveCheckpoint(path.join(outDir, 'last.ckpt'), model, optimizer, meta);
-    if (improved) await saveCheckpoint(path.join(outDir, 'best.ckpt'), model, optimizer, meta);
+  } finally {
+    await parallel.close();
   }
   if (profiling && epochProfiles.length) writeLineProfile(outDir, epochProfiles, startEpoch, options.workers, progress);
   if (!interrupted) fs.rmSync(path.join(outDir, 'interrupted.json'), { force: true });
