@@ -100,7 +100,7 @@ export function gatherSweep(out: string, workers: number[]): SweepTables {
       epochRows.push({
         workers: w, epoch: m.epoch, train_seconds: m.train_seconds, test_seconds: m.test_seconds,
         samples_per_second: m.samples_per_second, train_loss: m.train_loss, test_loss: m.test_loss,
-        test_accuracy: m.test_accuracy, backend: m.backend, engine: config.engine, data: config.data.name,
+        test_accuracy: m.test_accuracy, compute_threads: m.compute_threads ?? 1, backend: m.backend, engine: config.engine, data: config.data.name,
         train_samples: config.data.train, batch_size: config.options.batchSize, ...machine,
       });
     }

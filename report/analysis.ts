@@ -7,7 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readJsonLines } from '../lib/jsonl';
 
-export interface EpochRow { workers: number; epoch: number; train_seconds: number; test_accuracy: number; train_loss: number; test_loss: number; samples_per_second: number }
+export interface EpochRow {
+  workers: number; epoch: number; train_seconds: number; test_accuracy: number; train_loss: number; test_loss: number; samples_per_second: number;
+  /** Threads computing each step (absent in runs from before data-parallel training: 1). */
+  compute_threads?: number;
+}
 export interface LineRowIn { line: number; contents: string; workers: number; epoch: number; hits: number; time_s: number }
 export interface Machine { cpu_model: string; cpus: number; memory_gb: number; node: string; tfjs: string; slurm_job_id: string; slurm_cpus_per_task: string; hostname: string }
 export interface WaitRow { workers: number; epoch: number; line: number; seconds: number[] }
@@ -33,6 +37,7 @@ export interface PerWorkers {
   stepSeconds: number; // forward + loss + backward + optimizer step lines, per epoch
   totalLineSeconds: number; // all profiled lines, per epoch
   finalAccuracy: number;
+  computeThreads: number;
 }
 
 export interface Analysis {
@@ -50,7 +55,7 @@ const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const ms = (s: number) => `${(1000 * s).toFixed(1)} ms`;
 
 /** Lines that make up the training step in lib/train.ts's trainEpoch. */
-const STEP_LINE = /variableGrads|model\.apply|nllLoss\(|applyGradients/;
+const STEP_LINE = /variableGrads|model\.apply|nllLoss\(|allReduce|applyGradients/;
 const HEADER_LINE = /^for (await )?\(/;
 
 function perWorkers(data: SweepData, workers: number, headerLine: number): PerWorkers {
@@ -70,6 +75,7 @@ function perWorkers(data: SweepData, workers: number, headerLine: number): PerWo
     stepSeconds: lines.filter((l) => STEP_LINE.test(l.contents)).reduce((a, l) => a + l.time_s, 0) / n,
     totalLineSeconds: lines.reduce((a, l) => a + l.time_s, 0) / n,
     finalAccuracy: epochs.length ? epochs[epochs.length - 1].test_accuracy : NaN,
+    computeThreads: Math.max(1, ...epochs.map((e) => e.compute_threads ?? 1)),
   };
 }
 
@@ -125,6 +131,13 @@ export function analyse(data: SweepData): Analysis {
     `${high.epochSeconds.toFixed(1)} s with ${highW}, so ${highW} workers are ${verdict}` +
     (Number.isFinite(efficiency) ? `, a parallel efficiency of ${pct(efficiency)} for ${highW / lowW}× the workers.` : '.'));
 
+  const threads = (n: number) => `${n} compute thread${n === 1 ? '' : 's'}`;
+  s.push(low.computeThreads === high.computeThreads
+    ? `Both runs computed each step on ${threads(low.computeThreads)}${low.computeThreads > 1 ? ' (data parallel: each took a part of every batch)' : ''}, ` +
+      'so the comparison isolates the data loader.'
+    : `The runs computed each step on ${threads(low.computeThreads)} (${lowW} worker${lowW === 1 ? '' : 's'}) and ${threads(high.computeThreads)} ` +
+      `(${highW} workers), one per CPU they were given: part of the difference in epoch time is computation, not data loading.`);
+
   const cpus = Number(data.machine.slurm_cpus_per_task) || data.machine.cpus;
   const limit = highW > cpus
     ? `${highW} workers are more than the ${cpus} CPU core${cpus === 1 ? '' : 's'} available${data.machine.slurm_cpus_per_task ? ' to this Slurm job' : ''}, ` +
@@ -143,7 +156,9 @@ export function analyse(data: SweepData): Analysis {
   const accDiff = Math.abs(low.finalAccuracy - high.finalAccuracy);
   s.push(accDiff < 1e-9
     ? `Both runs reached the same final accuracy (${low.finalAccuracy.toFixed(2)}%): the worker count changes speed, not results.`
-    : `The final accuracies differ (${low.finalAccuracy.toFixed(2)}% vs ${high.finalAccuracy.toFixed(2)}%): check that both runs used the same seed and data.`);
+    : `The final accuracies differ (${low.finalAccuracy.toFixed(2)}% vs ${high.finalAccuracy.toFixed(2)}%)` +
+      (low.computeThreads === high.computeThreads ? ': check that both runs used the same seed and data.'
+        : ': expected with different compute threads, as dropout draws and summation order differ.'));
   return { low, high, speedup, efficiency, headerLine, topLine, sentences: s };
 }
 

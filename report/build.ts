@@ -100,7 +100,9 @@ export function profilingMarkdown(d: SweepData, charts: Record<string, string>):
     ['Backend', d.config.backendLine ?? `${d.config.backend}: ${d.config.engine}`],
     ['Versions', `Node ${m.node}, TensorFlow.js ${m.tfjs}`],
     ['Data', `${d.config.data}: ${fmt(d.config.train)} training and ${fmt(d.config.test)} test images. ${d.config.note}`],
-    ['Training', `${d.config.model}, ${d.config.epochs} epochs, batch ${d.config.batchSize}, workers ${d.workers.join(' and ')}`],
+    ['Training', `${d.config.model}, ${d.config.epochs} epochs, batch ${d.config.batchSize}, workers ${d.workers.join(' and ')}, ` +
+      (a.low.computeThreads === a.high.computeThreads ? `${a.low.computeThreads} compute thread${a.low.computeThreads === 1 ? '' : 's'}`
+        : `${a.low.computeThreads} and ${a.high.computeThreads} compute threads`)],
   ];
   if (m.slurm_job_id) env.push(['Slurm', `job ${m.slurm_job_id}, ${m.slurm_cpus_per_task || '?'} CPUs per task`]);
 

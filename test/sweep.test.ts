@@ -18,12 +18,14 @@ describe('profile sweep (npm run profile)', () => {
     const lines = await dfd.readCSV(path.join(out, 'lines.csv'));
     assert.deepEqual(lines.columns, ['file', 'function', 'line', 'hits', 'time_s', 'per_hit_s', 'percent', 'contents', 'workers', 'epoch']);
     const contents = lines.column('contents').values as string[];
-    assert.ok(contents.includes('const data = tf.tensor4d(batch.images, [batch.size, 28, 28, 1]);'), 'quoted fields survive');
+    assert.ok(contents.includes('const data = tf.tensor4d(part.images, [part.size, 28, 28, 1]);'), 'quoted fields survive');
     const epochs = await dfd.readCSV(path.join(out, 'epochs.csv'));
     const loss = epochs.column('train_loss').values as number[];
     assert.equal(loss.length, 2);
     assert.equal(loss[0], loss[1], 'the same seed gives the same loss with 0 and 2 workers');
     assert.deepEqual(epochs.column('workers').values, [0, 2]);
+    const threads = epochs.column('compute_threads').values as number[];
+    assert.ok(threads[0] >= 1 && threads[0] === threads[1], `compute threads ${threads}`);
     assert.match(r.stdout, /time_w0 +time_w2 +Contents/);
   });
 
