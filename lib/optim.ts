@@ -1,6 +1,7 @@
 /** Optimizers with PyTorch's defaults, and the StepLR(step_size=1, gamma) schedule. */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from './errors';
+import { adadeltaOnWasm } from './wasm-fused';
 
 export const OPTIMIZERS = ['adadelta', 'sgd', 'adam'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
@@ -33,7 +34,7 @@ type Slot = { originalName: string; variable: tf.Variable };
  * by the squared-gradient average from *before* this step (zero on the first step), so
  * its first update is a plain SGD step of size lr·g; at the reference's lr 1.0 that
  * wrecks the network and it never learns. State layout (getWeights/setWeights) is
- * unchanged.
+ * unchanged. On wasm each weight's step is one fused pass (lib/wasm-fused.ts).
  */
 export class TorchAdadelta extends tf.AdadeltaOptimizer {
   override applyGradients(grads: tf.NamedTensorMap | { name: string; tensor: tf.Tensor }[]): void {
@@ -48,6 +49,10 @@ export class TorchAdadelta extends tf.AdadeltaOptimizer {
       const squareAvg = self.accumulatedGrads[i].variable;
       const accDelta = self.accumulatedUpdates[i].variable;
       const { rho, epsilon, learningRate } = self;
+      if (tf.getBackend() === 'wasm' && gradient.dtype === 'float32') {
+        adadeltaOnWasm(value, gradient, squareAvg, accDelta, rho, epsilon, learningRate);
+        return;
+      }
       tf.tidy(() => {
         const newSquareAvg = tf.add(tf.mul(squareAvg, rho), tf.mul(tf.square(gradient), 1 - rho));
         const delta = tf.mul(tf.div(tf.sqrt(tf.add(accDelta, epsilon)), tf.sqrt(tf.add(newSquareAvg, epsilon))), gradient);

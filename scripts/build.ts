@@ -1,8 +1,10 @@
 // Compiles the project with the TypeScript compiler API (not the `tsc` binary:
 // tslab ships its own TypeScript fork that may shadow node_modules/.bin/tsc).
 // The API also lets us add the line-profiler transformer at emit time.
+import fs from 'node:fs';
 import ts from 'typescript';
 import path from 'node:path';
+import wabtInit from 'wabt';
 import { profileTransformer } from '../lib/profiling/transformer';
 
 const root = path.resolve(__dirname, '..');
@@ -17,6 +19,26 @@ const diagnostics = [...ts.getPreEmitDiagnostics(program)];
 const emitted = program.emit(undefined, undefined, undefined, false, transformers(program));
 diagnostics.push(...emitted.diagnostics);
 if (diagnostics.length) fail(diagnostics);
+void compileWat();
+
+/** lib/wasm/*.wat (hand-written SIMD kernels, lib/wasm-fused.ts) → dist/lib/wasm/*.wasm. */
+async function compileWat(): Promise<void> {
+  const wabt = await wabtInit();
+  const src = path.join(root, 'lib', 'wasm');
+  const out = path.join(root, 'dist', 'lib', 'wasm');
+  fs.mkdirSync(out, { recursive: true });
+  for (const file of fs.readdirSync(src).filter((f) => f.endsWith('.wat'))) {
+    const mod = wabt.parseWat(file, fs.readFileSync(path.join(src, file), 'utf8'), { simd: true });
+    try {
+      mod.validate();
+      const target = path.join(out, file.replace(/\.wat$/, '.wasm'));
+      fs.writeFileSync(`${target}.tmp`, mod.toBinary({}).buffer);
+      fs.renameSync(`${target}.tmp`, target);
+    } finally {
+      mod.destroy();
+    }
+  }
+}
 
 /** The line profiler instruments @profile / profile(function ...) in the project's own code. */
 function transformers(_program: ts.Program): ts.CustomTransformers {

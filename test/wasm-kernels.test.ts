@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/backend';
+import { createOptimizer } from '../lib/optim';
 import { WASM_TRAINING_KERNELS } from '../lib/wasm-kernels';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
@@ -110,6 +111,38 @@ describe('wasm training kernels match the cpu backend', () => {
       return tf.grads(f)([x, scale, offset]);
     });
     wasm.forEach((g, i) => assertClose(g, cpu[i], `batch norm grad ${i}`));
+  });
+
+  it('Adadelta (fused on wasm) matches the cpu backend\'s tensor ops, odd sizes included', async () => {
+    const shapes = [[5, 5, 1, 32], [10], [3, 7], [300, 41]];
+    const inputs = shapes.flatMap((shape, i) => [{ shape, seed: 20 + i }, { shape, seed: 40 + i }]);
+    const [wasm, cpu] = await onBoth(inputs, (...xs) => {
+      const vars = shapes.map((_, i) => tf.variable(xs[2 * i], true, `adadelta_test_${tf.getBackend()}_${i}`));
+      const optimizer = createOptimizer('adadelta', 0.7, 0);
+      for (let step = 1; step <= 3; step++) {
+        optimizer.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, tf.mul(xs[2 * i + 1], step)])));
+      }
+      const out = vars.map((v) => v.clone());
+      tf.dispose(vars);
+      optimizer.dispose();
+      return out;
+    });
+    wasm.forEach((w, i) => assertClose(w, cpu[i], `weight ${shapes[i].join('x')} after 3 steps`));
+  });
+
+  it('Adadelta on wasm leaves tensors that share a weight\'s data unchanged, and none behind', () => {
+    const v = tf.variable(tf.ones([6]), true, 'adadelta_share_test');
+    const alias = v.clone(); // shares v's data until v is reassigned
+    const optimizer = createOptimizer('adadelta', 1.0, 0);
+    const g = tf.fill([6], 0.5);
+    optimizer.applyGradients({ [v.name]: g });
+    const before = tf.memory().numTensors;
+    optimizer.applyGradients({ [v.name]: g });
+    assert.equal(tf.memory().numTensors, before);
+    assert.deepEqual(Array.from(alias.dataSync()), [1, 1, 1, 1, 1, 1]);
+    assert.ok(v.dataSync()[0] < 1, 'the weight moved');
+    tf.dispose([v, alias, g]);
+    optimizer.dispose();
   });
 
   it('leaves no tensors behind', async () => {

@@ -1,0 +1,73 @@
+/**
+ * Fused element-wise kernels for the wasm backend, written in WebAssembly text
+ * (lib/wasm/*.wat, compiled by scripts/build.ts) and run on the backend's own memory:
+ * the module imports tfjs's WebAssembly.Memory, so it reads and writes tensors in place,
+ * by byte offset, with SIMD. Used where a chain of tensor ops would read and write a
+ * large weight many times (the optimizer step: about 30 ms of tensor ops for the Net,
+ * 5 ms fused).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+
+// The WebAssembly JS API, which Node has and TypeScript's ES2022 library does not declare.
+declare namespace WebAssembly {
+  class Memory { readonly buffer: ArrayBuffer }
+  class Module { constructor(bytes: Uint8Array) }
+  class Instance {
+    constructor(module: Module, imports: Record<string, Record<string, unknown>>);
+    readonly exports: Record<string, unknown>;
+  }
+}
+
+interface WasmBackend {
+  wasm: { asm: Record<string, unknown> };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+}
+
+interface AdadeltaExports {
+  adadelta(p: number, g: number, s: number, a: number, pOut: number, sOut: number, aOut: number,
+    n: number, rho: number, eps: number, lr: number): void;
+}
+
+let compiled: WebAssembly.Module | undefined;
+const instances = new WeakMap<WebAssembly.Memory, AdadeltaExports>();
+
+function memoryOf(backend: WasmBackend): WebAssembly.Memory {
+  const memory = Object.values(backend.wasm.asm).find((v) => v instanceof WebAssembly.Memory);
+  if (!memory) throw new Error('the wasm backend exports no memory: tfjs-backend-wasm version mismatch?');
+  return memory as WebAssembly.Memory;
+}
+
+function kernels(backend: WasmBackend): AdadeltaExports {
+  const memory = memoryOf(backend);
+  let exports = instances.get(memory);
+  if (!exports) {
+    compiled ??= new WebAssembly.Module(fs.readFileSync(path.join(__dirname, 'wasm', 'adadelta.wasm')));
+    exports = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as AdadeltaExports;
+    instances.set(memory, exports);
+  }
+  return exports;
+}
+
+/**
+ * One Adadelta step for one weight on the wasm backend (torch.optim.Adadelta's
+ * arithmetic). The new weight and slots go to fresh tensors that the variables are then
+ * pointed at, so a tensor sharing a variable's data is never changed under it.
+ */
+export function adadeltaOnWasm(value: tf.Variable, gradient: tf.Tensor, squareAvg: tf.Variable, accDelta: tf.Variable,
+  rho: number, epsilon: number, lr: number): void {
+  const backend = tf.backend() as unknown as WasmBackend;
+  const k = kernels(backend);
+  const outs = [value, squareAvg, accDelta].map((v) => backend.makeOutput(v.shape, 'float32'));
+  const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
+  k.adadelta(at(value), at(gradient), at(squareAvg), at(accDelta), at(outs[0]), at(outs[1]), at(outs[2]),
+    value.size, rho, epsilon, lr);
+  const engine = tf.engine();
+  [value, squareAvg, accDelta].forEach((v, i) => {
+    const t = engine.makeTensorFromTensorInfo(outs[i], backend as unknown as tf.KernelBackend);
+    v.assign(t);
+    t.dispose();
+  });
+}
