@@ -1,10 +1,10 @@
 /**
- * Fused element-wise kernels for the wasm backend, written in WebAssembly text
+ * Fused kernels for the wasm backend, written in WebAssembly text
  * (lib/wasm/*.wat, compiled by scripts/build.ts) and run on the backend's own memory:
  * the module imports tfjs's WebAssembly.Memory, so it reads and writes tensors in place,
  * by byte offset, with SIMD. Used where a chain of tensor ops would read and write a
  * large weight many times (the optimizer step: about 30 ms of tensor ops for the Net,
- * 5 ms fused).
+ * 5 ms fused) and for the max-pooling gradient (about 15 ms a step as a JS loop).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,13 +26,14 @@ interface WasmBackend {
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
 }
 
-interface AdadeltaExports {
+interface KernelExports {
   adadelta(p: number, g: number, s: number, a: number, pOut: number, sOut: number, aOut: number,
     n: number, rho: number, eps: number, lr: number): void;
+  maxpool_grad_2x2(x: number, dy: number, dx: number, n: number, h: number, w: number, c: number): void;
 }
 
 let compiled: WebAssembly.Module | undefined;
-const instances = new WeakMap<WebAssembly.Memory, AdadeltaExports>();
+const instances = new WeakMap<WebAssembly.Memory, KernelExports>();
 
 function memoryOf(backend: WasmBackend): WebAssembly.Memory {
   const memory = Object.values(backend.wasm.asm).find((v) => v instanceof WebAssembly.Memory);
@@ -40,12 +41,12 @@ function memoryOf(backend: WasmBackend): WebAssembly.Memory {
   return memory as WebAssembly.Memory;
 }
 
-function kernels(backend: WasmBackend): AdadeltaExports {
+function kernels(backend: WasmBackend): KernelExports {
   const memory = memoryOf(backend);
   let exports = instances.get(memory);
   if (!exports) {
-    compiled ??= new WebAssembly.Module(fs.readFileSync(path.join(__dirname, 'wasm', 'adadelta.wasm')));
-    exports = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as AdadeltaExports;
+    compiled ??= new WebAssembly.Module(fs.readFileSync(path.join(__dirname, 'wasm', 'kernels.wasm')));
+    exports = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as KernelExports;
     instances.set(memory, exports);
   }
   return exports;
@@ -70,4 +71,21 @@ export function adadeltaOnWasm(value: tf.Variable, gradient: tf.Tensor, squareAv
     v.assign(t);
     t.dispose();
   });
+}
+
+/** Whether maxPoolGrad2x2 covers a pooling: 2x2, stride 2, no padding, even sides, channels a multiple of 4. */
+export function coversMaxPoolGrad(shape: number[], info: { filterHeight: number; filterWidth: number; strideHeight: number; strideWidth: number;
+  padInfo: { top: number; left: number; bottom: number; right: number } }): boolean {
+  const [, h, w, c] = shape;
+  const p = info.padInfo;
+  return info.filterHeight === 2 && info.filterWidth === 2 && info.strideHeight === 2 && info.strideWidth === 2 &&
+    p.top === 0 && p.left === 0 && p.bottom === 0 && p.right === 0 && h % 2 === 0 && w % 2 === 0 && c % 4 === 0;
+}
+
+/** The 2x2/2 max-pooling gradient into `dx` (all of it written), from input `x` and `dy`. */
+export function maxPoolGrad2x2(backend: unknown, x: tf.TensorInfo, dy: tf.TensorInfo, dx: tf.TensorInfo): void {
+  const b = backend as WasmBackend;
+  const at = (t: tf.TensorInfo) => b.typedArrayFromHeap(t).byteOffset;
+  const [n, h, w, c] = x.shape;
+  kernels(b).maxpool_grad_2x2(at(x), at(dy), at(dx), n, h, w, c);
 }

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+import { coversMaxPoolGrad, maxPoolGrad2x2 } from './wasm-fused';
 
 const { backend_util } = tf;
 
@@ -180,7 +181,8 @@ function makeTransposeFirst(original: KernelFunc) {
 
 /**
  * MaxPoolGrad as one pass over the wasm heap: each output's gradient goes to the first
- * maximum of its window (the cpu backend's rule). Covers every pooling config (NHWC).
+ * maximum of its window (the cpu backend's rule). 2x2/2 pools go to the SIMD kernel of
+ * lib/wasm-fused.ts; this loop covers every other pooling config (NHWC).
  */
 function maxPoolGrad({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo {
   const { dy, input } = inputs;
@@ -189,6 +191,10 @@ function maxPoolGrad({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedA
   const xs = backend.typedArrayFromHeap(input);
   const dys = backend.typedArrayFromHeap(dy);
   const out = backend.makeOutput(input.shape, 'float32');
+  if (coversMaxPoolGrad(input.shape, info)) {
+    maxPoolGrad2x2(backend, input, dy, out); // the models' pools: one SIMD pass
+    return out;
+  }
   const dx = backend.typedArrayFromHeap(out);
   dx.fill(0);
   const { batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;

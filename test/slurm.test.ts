@@ -123,9 +123,9 @@ describe('Slurm batch scripts', { skip }, () => {
     }
     const resumed = readMetrics(runDir);
     assert.equal(resumed.length, 3);
-    // The same training without Slurm and without interruption.
+    // The same training without Slurm and without interruption (one compute thread, as -c 1 gives).
     const straight = tmpDir('straight-');
-    const r = runCli('train', ['--epochs', '3', '--limit', '1920', '--workers', '1', '--out', straight]);
+    const r = runCli('train', ['--epochs', '3', '--limit', '1920', '--workers', '1', '--compute-threads', '1', '--out', straight]);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(resumed.map((m) => [m.epoch, m.train_loss, m.test_loss, m.test_accuracy]),
       readMetrics(straight).map((m) => [m.epoch, m.train_loss, m.test_loss, m.test_accuracy]));
