@@ -44,6 +44,9 @@ export type ReplicaReply =
   | { type: 'weights'; id: number; weights: WireTensor[] }
   | { type: 'error'; message: string; stack?: string };
 
+/** A request that expects a reply, before its id is assigned. */
+type Question = Extract<ReplicaRequest, { id: number }> extends infer Q ? Q extends unknown ? Omit<Q, 'id'> : never : never;
+
 /** One replica's part of a batch. */
 export interface Part { images: Float32Array; labels: Int32Array; size: number; weight: number }
 
@@ -170,7 +173,7 @@ export class DataParallel {
     this.replies.clear();
   }
 
-  private request(worker: Worker, message: Omit<ReplicaRequest & { id: number }, 'id'>): Promise<ReplicaReply> {
+  private request(worker: Worker, message: Question): Promise<ReplicaReply> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -191,7 +194,7 @@ export class DataParallel {
     // getWeights() makes a new scalar for the iteration count; the rest are the optimizer's own variables.
     tf.dispose(state.filter((w) => !(w.tensor instanceof tf.Variable)).map((w) => w.tensor));
     await Promise.all(this.workers.map((w) =>
-      this.request(w, { type: 'sync', weights, optimizer: wire, lr, seed, epoch } as ReplicaRequest)));
+      this.request(w, { type: 'sync', weights, optimizer: wire, lr, seed, epoch })));
   }
 
   /** Hands the other parts of the batch to the replicas; returns this thread's part. */
@@ -229,7 +232,7 @@ export class DataParallel {
 
   /** Each replica's weights (replica 1 first), for checking that they match this thread's. */
   async replicaWeights(): Promise<Float32Array[][]> {
-    const replies = await Promise.all(this.workers.map((w) => this.request(w, { type: 'weights' } as ReplicaRequest)));
+    const replies = await Promise.all(this.workers.map((w) => this.request(w, { type: 'weights' })));
     return replies.map((r) => (r as Extract<ReplicaReply, { type: 'weights' }>).weights.map((w) => w.data as Float32Array));
   }
 
