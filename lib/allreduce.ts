@@ -9,6 +9,7 @@
  * must first pass step k+1's barrier, which needs this replica's step k+1 gradients.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WasmBackend } from './wasm-fused';
 
 export interface SharedStepMemory {
   /** 2 parities x replicas x parameters. */
@@ -33,17 +34,9 @@ export function allocateStepMemory(replicas: number, parameters: number): Shared
   };
 }
 
-/** The part of the wasm backend used to read tensors in place. */
-interface HeapBackend {
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
-}
-
-function onHeap(): HeapBackend | undefined {
-  return tf.getBackend() === 'wasm' ? tf.backend() as unknown as HeapBackend : undefined;
-}
-
+/** A tensor's values: a view of the wasm memory (no copy) on wasm, else a copy. */
 function values(t: tf.Tensor): Float32Array {
-  return onHeap()?.typedArrayFromHeap(t) ?? t.dataSync() as Float32Array;
+  return tf.getBackend() === 'wasm' ? (tf.backend() as unknown as WasmBackend).typedArrayFromHeap(t) : t.dataSync() as Float32Array;
 }
 
 /** One replica's view of the shared memory. */

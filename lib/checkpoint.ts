@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 
 type NamedTensor = { name: string; tensor: tf.Tensor };
 import { UserError } from './errors';
+import { withOptimizerWeights } from './optim';
 import { writeFileAtomic } from './data/idx';
 
 const MAGIC = 'MNLCKPT1';
@@ -27,23 +28,22 @@ export interface Checkpoint extends CheckpointMeta {
 }
 
 export async function saveCheckpoint(file: string, model: tf.LayersModel, optimizer: tf.Optimizer, meta: CheckpointMeta): Promise<void> {
-  const optimizerState = await optimizer.getWeights();
-  const named: NamedTensor[] = [
-    ...model.getWeights().map((t, i) => ({ name: `weight/${i}`, tensor: t })),
-    ...optimizerState.map((w) => ({ name: `optimizer/${w.name}`, tensor: w.tensor })),
-  ];
   const tensors: StoredTensor[] = [];
   const chunks: Buffer[] = [];
   let offset = 0;
-  for (const { name, tensor } of named) {
-    const values = await tensor.data();
-    const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
-    tensors.push({ name, shape: tensor.shape, dtype: tensor.dtype as 'float32' | 'int32', offset, length: values.length });
-    chunks.push(Buffer.from(bytes));
-    offset += bytes.length;
-  }
-  // getWeights() makes a new scalar for the iteration count; the rest are the optimizer's own variables.
-  tf.dispose(optimizerState.filter((w) => !(w.tensor instanceof tf.Variable)).map((w) => w.tensor));
+  await withOptimizerWeights(optimizer, async (optimizerState) => {
+    const named: NamedTensor[] = [
+      ...model.getWeights().map((t, i) => ({ name: `weight/${i}`, tensor: t })),
+      ...optimizerState.map((w) => ({ name: `optimizer/${w.name}`, tensor: w.tensor })),
+    ];
+    for (const { name, tensor } of named) {
+      const values = await tensor.data();
+      const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+      tensors.push({ name, shape: tensor.shape, dtype: tensor.dtype as 'float32' | 'int32', offset, length: values.length });
+      chunks.push(Buffer.from(bytes));
+      offset += bytes.length;
+    }
+  });
   const header = Buffer.from(JSON.stringify({ ...meta, tensors }));
   const pad = (4 - ((MAGIC.length + 4 + header.length) % 4)) % 4;
   const len = Buffer.alloc(4);

@@ -19,8 +19,9 @@ import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { StepMemory, allocateStepMemory, splitRows } from './allreduce';
 import type { Batch } from './loader';
-import type { OptimizerName } from './optim';
+import { OptimizerName, withOptimizerWeights } from './optim';
 import { UserError } from './errors';
+import { slurmCpus } from './machine';
 
 export interface WireTensor { name?: string; shape: number[]; dtype: tf.DataType; data: Float32Array | Int32Array | Uint8Array }
 
@@ -55,8 +56,8 @@ export const MAX_DEFAULT_THREADS = 4;
 
 /** CPUs this process may use: Slurm's allocation when inside a job, else the machine's. */
 export function availableCpus(env = process.env): number {
-  const slurm = Number(env.SLURM_CPUS_PER_TASK);
-  return Number.isInteger(slurm) && slurm > 0 ? slurm : os.availableParallelism();
+  const slurm = slurmCpus(env);
+  return slurm !== undefined && slurm > 0 ? slurm : os.availableParallelism();
 }
 
 /**
@@ -142,7 +143,14 @@ export class DataParallel {
   static async start(model: tf.LayersModel, options: DataParallelOptions): Promise<DataParallel> {
     const dp = new DataParallel(model, options);
     if (dp.threads > 1) {
-      const ready = dp.workers.map((w) => new Promise<void>((resolve) => w.on('message', (m: ReplicaReply) => m.type === 'ready' && resolve())));
+      const ready = dp.workers.map((w) => new Promise<void>((resolve) => {
+        const onReady = (m: ReplicaReply) => {
+          if (m.type !== 'ready') return;
+          w.off('message', onReady);
+          resolve();
+        };
+        w.on('message', onReady);
+      }));
       try {
         await Promise.race([Promise.all(ready), dp.failed]);
       } catch (err) {
@@ -189,10 +197,7 @@ export class DataParallel {
   async sync(model: tf.LayersModel, optimizer: tf.Optimizer, lr: number, seed: number, epoch: number): Promise<void> {
     if (this.threads === 1) return;
     const weights = model.getWeights().map((t) => toWire(t));
-    const state = await optimizer.getWeights();
-    const wire = state.map((w) => toWire(w.tensor, w.name));
-    // getWeights() makes a new scalar for the iteration count; the rest are the optimizer's own variables.
-    tf.dispose(state.filter((w) => !(w.tensor instanceof tf.Variable)).map((w) => w.tensor));
+    const wire = await withOptimizerWeights(optimizer, (state) => state.map((w) => toWire(w.tensor, w.name)));
     await Promise.all(this.workers.map((w) =>
       this.request(w, { type: 'sync', weights, optimizer: wire, lr, seed, epoch })));
   }

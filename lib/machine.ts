@@ -13,6 +13,12 @@ export interface MachineInfo {
   hostname: string;
 }
 
+/** The CPUs Slurm allocated to this job's task (SLURM_CPUS_PER_TASK), when inside a job that sets it. */
+export function slurmCpus(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const cpus = Number(env.SLURM_CPUS_PER_TASK);
+  return env.SLURM_CPUS_PER_TASK && Number.isInteger(cpus) ? cpus : undefined;
+}
+
 export function machineInfo(): MachineInfo {
   return {
     cpu_model: os.cpus()[0]?.model?.trim() ?? 'unknown',

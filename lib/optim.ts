@@ -27,6 +27,19 @@ export function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
   (optimizer as unknown as { learningRate: number }).learningRate = lr;
 }
 
+/**
+ * Hands the optimizer's state (getWeights()) to `use`, then disposes the iteration-count
+ * scalar that getWeights() makes fresh each call (the rest are the optimizer's own variables).
+ */
+export async function withOptimizerWeights<T>(optimizer: tf.Optimizer, use: (state: { name: string; tensor: tf.Tensor }[]) => T | Promise<T>): Promise<T> {
+  const state = await optimizer.getWeights();
+  try {
+    return await use(state);
+  } finally {
+    tf.dispose(state.filter((w) => !(w.tensor instanceof tf.Variable)).map((w) => w.tensor));
+  }
+}
+
 type Slot = { originalName: string; variable: tf.Variable };
 
 /**

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BackendRequest, initBackend, tfjsVersions } from './backend';
-import { machineInfo } from './machine';
+import { machineInfo, slurmCpus } from './machine';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { writeFileAtomic } from './data/idx';
 import { downloadMnist } from './data/download';
@@ -93,8 +93,8 @@ export interface RunResult {
  * the code cannot disagree silently.
  */
 export function checkWorkersAgainstSlurm(workers: number, allowOversubscribe = false, env = process.env): void {
-  const cpus = Number(env.SLURM_CPUS_PER_TASK);
-  if (!env.SLURM_CPUS_PER_TASK || !Number.isInteger(cpus) || workers <= cpus || allowOversubscribe) return;
+  const cpus = slurmCpus(env);
+  if (cpus === undefined || workers <= cpus || allowOversubscribe) return;
   throw new UserError(`--workers ${workers} is more than the ${cpus} CPU${cpus === 1 ? '' : 's'} Slurm allocated to this job ` +
     `(SLURM_CPUS_PER_TASK=${cpus}). Ask for them (sbatch --cpus-per-task=${workers}), use --workers ${cpus}, ` +
     'or pass --allow-oversubscribe to run anyway.');

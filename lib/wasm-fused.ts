@@ -20,9 +20,13 @@ declare namespace WebAssembly {
   }
 }
 
-interface WasmBackend {
+/** The parts of tfjs-backend-wasm's BackendWasm that this project's kernels use. */
+export interface WasmBackend {
   wasm: { asm: Record<string, unknown> };
+  disposeData(dataId: object): boolean;
+  readSync(dataId: object): tf.backend_util.BackendValues;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  /** A view of a tensor's data in the wasm memory (detached when the memory grows). */
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
 }
 
@@ -39,6 +43,11 @@ function memoryOf(backend: WasmBackend): WebAssembly.Memory {
   const memory = Object.values(backend.wasm.asm).find((v) => v instanceof WebAssembly.Memory);
   if (!memory) throw new Error('the wasm backend exports no memory: tfjs-backend-wasm version mismatch?');
   return memory as WebAssembly.Memory;
+}
+
+/** A tensor's byte offset in the wasm memory: the pointer the kernels take. */
+function addressOf(backend: WasmBackend, t: tf.TensorInfo): number {
+  return backend.typedArrayFromHeap(t).byteOffset;
 }
 
 function kernels(backend: WasmBackend): KernelExports {
@@ -62,7 +71,7 @@ export function adadeltaOnWasm(value: tf.Variable, gradient: tf.Tensor, squareAv
   const backend = tf.backend() as unknown as WasmBackend;
   const k = kernels(backend);
   const outs = [value, squareAvg, accDelta].map((v) => backend.makeOutput(v.shape, 'float32'));
-  const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
+  const at = (t: tf.TensorInfo) => addressOf(backend, t);
   k.adadelta(at(value), at(gradient), at(squareAvg), at(accDelta), at(outs[0]), at(outs[1]), at(outs[2]),
     value.size, rho, epsilon, lr);
   const engine = tf.engine();
@@ -83,9 +92,8 @@ export function coversMaxPoolGrad(shape: number[], info: { filterHeight: number;
 }
 
 /** The 2x2/2 max-pooling gradient into `dx` (all of it written), from input `x` and `dy`. */
-export function maxPoolGrad2x2(backend: unknown, x: tf.TensorInfo, dy: tf.TensorInfo, dx: tf.TensorInfo): void {
-  const b = backend as WasmBackend;
-  const at = (t: tf.TensorInfo) => b.typedArrayFromHeap(t).byteOffset;
+export function maxPoolGrad2x2(backend: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, dx: tf.TensorInfo): void {
+  const at = (t: tf.TensorInfo) => addressOf(backend, t);
   const [n, h, w, c] = x.shape;
-  kernels(b).maxpool_grad_2x2(at(x), at(dy), at(dx), n, h, w, c);
+  kernels(backend).maxpool_grad_2x2(at(x), at(dy), at(dx), n, h, w, c);
 }

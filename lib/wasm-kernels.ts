@@ -9,17 +9,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
-import { coversMaxPoolGrad, maxPoolGrad2x2 } from './wasm-fused';
+import { WasmBackend, coversMaxPoolGrad, maxPoolGrad2x2 } from './wasm-fused';
 
 const { backend_util } = tf;
 
-/** The parts of BackendWasm these kernels use. */
-interface WasmBackend {
-  disposeData(dataId: object): boolean;
-  readSync(dataId: object): tf.backend_util.BackendValues;
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
 
 type Inputs = Record<string, TensorInfo>;
 

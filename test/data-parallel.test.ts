@@ -16,7 +16,7 @@ import { createOptimizer } from '../lib/optim';
 import { rng } from '../lib/random';
 import { memoryProgress } from '../lib/progress';
 import { DEFAULTS, runTraining } from '../lib/train';
-import { runCli, tmpDir } from './helpers';
+import { assertClose, runCli, tmpDir } from './helpers';
 
 function randomBatch(size: number, seed: number): Batch {
   const random = rng(seed, 'dp-test');
@@ -49,15 +49,23 @@ function wholeBatchGradients(model: tf.LayersModel, batch: Batch) {
   return r;
 }
 
-function assertClose(a: Float32Array, b: Float32Array, label: string): void {
-  assert.equal(a.length, b.length, label);
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]));
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+/** Differences allowed between the replicas' summed gradients and the whole batch's. */
+const close = (a: Float32Array, b: Float32Array, label: string) => assertClose(a, b, label, 1e-5, 1e-7);
+
+/** Runs `body` with a model, its optimizer and started replicas (synced for epoch 1), then ends them all. */
+async function withReplicas(name: string, seed: number, threads: number,
+  body: (model: tf.LayersModel, optimizer: tf.Optimizer, dp: DataParallel) => Promise<void>): Promise<void> {
+  const model = createModel(name, seed);
+  const optimizer = createOptimizer('adadelta', 1.0, 0);
+  const dp = await DataParallel.start(model, { threads, model: name, seed, backend: 'wasm', optimizer: OPTIMIZER });
+  try {
+    await dp.sync(model, optimizer, 1.0, seed, 1);
+    await body(model, optimizer, dp);
+  } finally {
+    await dp.close();
+    optimizer.dispose();
+    model.dispose();
   }
-  assert.ok(diff <= 1e-5 * Math.max(1, scale) + 1e-7, `${label}: max difference ${diff} (scale ${scale})`);
 }
 
 describe('data-parallel compute threads', () => {
@@ -83,35 +91,24 @@ describe('data-parallel compute threads', () => {
 
   for (const [threads, size] of [[2, 64], [2, 25], [3, 2]] as const) {
     it(`${threads} threads, batch of ${size}: the summed gradients and loss are the whole batch's`, async () => {
-      const model = createModel('cnn-small', 1); // no dropout: the same function on every thread
-      const optimizer = createOptimizer('adadelta', 1.0, 0);
-      const dp = await DataParallel.start(model, { threads, model: 'cnn-small', seed: 1, backend: 'wasm', optimizer: OPTIMIZER });
-      try {
-        await dp.sync(model, optimizer, 1.0, 1, 1);
+      // cnn-small has no dropout: the same function on every thread.
+      await withReplicas('cnn-small', 1, threads, async (model, optimizer, dp) => {
         const batch = randomBatch(size, 7);
         const expected = wholeBatchGradients(model, batch);
         const got = await parallelGradients(dp, model, { ...batch, images: batch.images.slice(), labels: batch.labels.slice() });
-        assertClose(got.loss.dataSync() as Float32Array, expected.value.dataSync() as Float32Array, 'loss');
+        close(got.loss.dataSync() as Float32Array, expected.value.dataSync() as Float32Array, 'loss');
         for (const name of Object.keys(expected.grads)) {
-          assertClose(got.grads[name].dataSync() as Float32Array, expected.grads[name].dataSync() as Float32Array, name);
+          close(got.grads[name].dataSync() as Float32Array, expected.grads[name].dataSync() as Float32Array, name);
         }
         optimizer.applyGradients(got.grads);
         tf.dispose([got.loss, expected.value, ...Object.values(got.grads), ...Object.values(expected.grads)]);
-      } finally {
-        await dp.close();
-        optimizer.dispose();
-        model.dispose();
-      }
+      });
     });
   }
 
   it('keeps every replica\'s weights bit-identical to the main thread\'s, step after step (dropout on)', async () => {
-    const model = createModel('net', 3);
-    const optimizer = createOptimizer('adadelta', 1.0, 0);
-    const dp = await DataParallel.start(model, { threads: 2, model: 'net', seed: 3, backend: 'wasm', optimizer: OPTIMIZER });
-    const before = model.getWeights().map((t) => t.dataSync().slice());
-    try {
-      await dp.sync(model, optimizer, 1.0, 3, 1);
+    await withReplicas('net', 3, 2, async (model, optimizer, dp) => {
+      const before = model.getWeights().map((t) => t.dataSync().slice());
       for (let step = 0; step < 3; step++) {
         const { loss, grads } = await parallelGradients(dp, model, randomBatch(16, step));
         optimizer.applyGradients(grads);
@@ -122,11 +119,7 @@ describe('data-parallel compute threads', () => {
       const [replica] = await dp.replicaWeights();
       assert.equal(replica.length, mine.length);
       replica.forEach((w, i) => assert.deepEqual(w, mine[i], `weight ${i}`));
-    } finally {
-      await dp.close();
-      optimizer.dispose();
-      model.dispose();
-    }
+    });
   });
 
   it('reports a replica that cannot start, naming the thread and the cause', async () => {

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,4 +36,19 @@ export function runCli(name: string, args: string[], env: NodeJS.ProcessEnv = {}
     encoding: 'utf8', env: { ...process.env, ...env }, timeout: timeoutMs,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * Element-wise closeness of two float arrays: the largest difference may be at most
+ * `relative` times the larger of 1 and b's largest magnitude, plus `absolute`.
+ */
+export function assertClose(a: Float32Array, b: Float32Array, label: string, relative = 1e-4, absolute = 0): void {
+  assert.equal(a.length, b.length, `${label}: lengths`);
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]));
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  }
+  assert.ok(diff <= relative * Math.max(1, scale) + absolute, `${label}: max difference ${diff} (scale ${scale})`);
 }

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/backend';
 import { createOptimizer } from '../lib/optim';
 import { WASM_TRAINING_KERNELS } from '../lib/wasm-kernels';
+import { assertClose } from './helpers';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
@@ -24,16 +25,6 @@ async function onBoth<T extends tf.Tensor[]>(inputs: { shape: number[]; seed: nu
   return results;
 }
 
-function assertClose(a: Float32Array, b: Float32Array, label: string): void {
-  assert.equal(a.length, b.length, `${label}: lengths`);
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]));
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-  }
-  assert.ok(diff <= 1e-4 * Math.max(1, scale), `${label}: max difference ${diff} (scale ${scale})`);
-}
 
 describe('wasm training kernels match the cpu backend', () => {
   before(async () => {
