@@ -5,13 +5,13 @@
  */
 import os from 'node:os';
 import { Command, Option } from 'commander';
-import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/backend';
+import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/engine/backend';
 import { benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, formatKernels, loaderResidentMB } from '../lib/bench';
-import { limitTrain, loadEmbedded } from '../lib/data/mnist';
-import { positiveInt } from '../lib/cli';
-import { runMain } from '../lib/errors';
+import { limitTrain, loadEmbedded } from '../lib/data/dataset';
+import { positiveInt } from '../lib/util/cli-options';
+import { runMain } from '../lib/util/errors';
 import { MODEL_NAMES } from '../lib/models';
-import { checkComputeThreads, defaultComputeThreads } from '../lib/data-parallel';
+import { checkComputeThreads, defaultComputeThreads } from '../lib/training/data-parallel';
 
 runMain(async () => {
   const program = new Command('bench')

@@ -9,9 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Command } from 'commander';
-import { initBackend, probeNodeBinding, tfjsVersions, visibleGpus } from '../lib/backend';
-import { runMain } from '../lib/errors';
-import { findJupyterPython } from '../lib/jupyter';
+import { initBackend, probeNodeBinding, visibleGpus } from '../lib/engine/backend';
+import { tfjsVersions } from '../lib/util/machine';
+import { runMain } from '../lib/util/errors';
+import { findChromium } from '../report/chromium';
+import { findJupyterPython } from '../lib/notebook/jupyter';
 
 interface Check { name: string; ok: boolean; detail: string; fix?: string; required?: boolean }
 
@@ -38,9 +40,14 @@ function run(cmd: string, args: string[]): string | undefined {
   }
 }
 
-function chromium(): string | undefined {
-  const candidates = [process.env.PUPPETEER_EXECUTABLE_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
-  return candidates.find((c): c is string => !!c && fs.existsSync(c));
+/** The browser the report would render with (the renderer's own lookup), or why there is none. */
+function chromium(): { found?: string; detail: string } {
+  try {
+    const c = findChromium();
+    return { found: c.path, detail: `${c.path} (${c.source})` };
+  } catch (err) {
+    return { detail: (err as Error).message };
+  }
 }
 
 async function main(): Promise<void> {
@@ -85,7 +92,7 @@ async function main(): Promise<void> {
   checks.push({ name: 'CPU cores', ok: true, detail: `${cpus} (${os.cpus()[0]?.model ?? 'unknown model'})${slurm}` });
 
   const browser = chromium();
-  checks.push({ name: 'Chromium (PDF reports, the main job)', ok: !!browser, detail: browser ?? 'not found', required: true,
+  checks.push({ name: 'Chromium (PDF reports, the main job)', ok: !!browser.found, detail: browser.found ? browser.detail : 'not found', required: true,
     fix: 'apt-get install chromium, or set PUPPETEER_EXECUTABLE_PATH to a Chrome/Chromium binary' });
   let jupyter = '';
   try {

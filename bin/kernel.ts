@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /** `npm run kernel`: installs the tslab (TypeScript) kernelspec under .jupyter/ and says how to open the notebooks. */
 import { Command } from 'commander';
-import { runMain } from '../lib/errors';
-import { findJupyterPython, installKernel } from '../lib/jupyter';
+import { runMain } from '../lib/util/errors';
+import { findJupyterPython, installKernel } from '../lib/notebook/jupyter';
 
 runMain(async () => {
   new Command('kernel').description('Install the tslab kernelspec where Jupyter finds it (project-local, via JUPYTER_PATH).').parse();

@@ -7,10 +7,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { positiveInt } from '../lib/cli';
-import { runMain, UserError } from '../lib/errors';
-import { findJupyterPython, executeNotebook, installKernel } from '../lib/jupyter';
-import { projectRoot } from '../lib/paths';
+import { positiveInt } from '../lib/util/cli-options';
+import { runMain, UserError } from '../lib/util/errors';
+import { findJupyterPython, executeNotebook, installKernel } from '../lib/notebook/jupyter';
+import { projectRoot } from '../lib/util/paths';
 
 runMain(async () => {
   const program = new Command('notebooks')

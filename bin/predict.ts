@@ -2,10 +2,10 @@
 /** `npm run predict -- --checkpoint FILE [--image PNG | --index N]`: one digit's prediction and probabilities. */
 import path from 'node:path';
 import { Command } from 'commander';
-import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/backend';
-import { nonNegativeInt } from '../lib/cli';
-import { runMain, UserError } from '../lib/errors';
-import { loadData } from '../lib/train';
+import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/engine/backend';
+import { nonNegativeInt } from '../lib/util/cli-options';
+import { runMain, UserError } from '../lib/util/errors';
+import { loadData } from '../lib/data/dataset';
 import { modelFromCheckpoint, predictDigit, readDigitPng } from '../lib/predict';
 
 runMain(async () => {

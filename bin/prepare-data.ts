@@ -3,8 +3,8 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { ensureEmbeddedIdx, EMBEDDED_NOTE } from '../lib/data/embedded';
-import { runMain } from '../lib/errors';
-import { dataRoot } from '../lib/paths';
+import { runMain } from '../lib/util/errors';
+import { dataRoot } from '../lib/util/paths';
 
 runMain(async () => {
   new Command('prepare-data').description('Write the embedded MNIST digits as IDX files under data/embedded (done on first use otherwise).').parse();

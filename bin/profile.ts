@@ -6,9 +6,9 @@
  */
 import path from 'node:path';
 import { Command } from 'commander';
-import { workerCounts } from '../lib/cli';
-import { runMain } from '../lib/errors';
-import { gatherSweep, runSweep } from '../lib/sweep';
+import { workerCounts } from '../lib/util/cli-options';
+import { runMain } from '../lib/util/errors';
+import { gatherSweep, runSweep } from '../lib/runs/sweep';
 
 runMain(async () => {
   const program = new Command('profile')

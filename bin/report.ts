@@ -2,10 +2,10 @@
 /** `npm run report`: architecture.pdf and profiling.pdf under report/out/. */
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { positiveInt, workerCounts } from '../lib/cli';
-import { runMain } from '../lib/errors';
+import { positiveInt, workerCounts } from '../lib/util/cli-options';
+import { runMain } from '../lib/util/errors';
 import { MODEL_NAMES } from '../lib/models';
-import { projectRoot } from '../lib/paths';
+import { projectRoot } from '../lib/util/paths';
 import { buildReports } from '../report/build';
 
 runMain(async () => {

@@ -2,9 +2,9 @@
 /** `npm run runs [-- --compare A B]`: the runs under runs/ as a table, or two runs compared (with an HTML chart). */
 import path from 'node:path';
 import { Command } from 'commander';
-import { runMain, UserError } from '../lib/errors';
-import { projectRoot } from '../lib/paths';
-import { compareRuns, findRuns, formatRunsTable } from '../lib/runs';
+import { runMain, UserError } from '../lib/util/errors';
+import { projectRoot } from '../lib/util/paths';
+import { compareRuns, findRuns, formatRunsTable } from '../lib/runs/list';
 
 runMain(async () => {
   const program = new Command('runs')

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /** `npm run train -- [options]`: trains a model on MNIST as pytorch/examples' mnist/main.py does. */
 import { Command, Option } from 'commander';
-import { BACKEND_REQUESTS, BackendRequest } from '../lib/backend';
-import { fraction, nonNegativeInt, positiveInt, positiveNumber } from '../lib/cli';
-import { runMain } from '../lib/errors';
-import { createProgress } from '../lib/progress';
+import { BACKEND_REQUESTS, BackendRequest } from '../lib/engine/backend';
+import { fraction, nonNegativeInt, positiveInt, positiveNumber } from '../lib/util/cli-options';
+import { runMain } from '../lib/util/errors';
+import { createProgress } from '../lib/training/progress';
 import { MODEL_NAMES } from '../lib/models';
-import { OPTIMIZERS, OptimizerName } from '../lib/optim';
-import { DEFAULTS, runTraining } from '../lib/train';
+import { OPTIMIZERS, OptimizerName } from '../lib/training/optim';
+import { DEFAULTS } from '../lib/training/options';
+import { runTraining } from '../lib/training/run';
 
 const program = new Command('train')
   .description('Train a model on MNIST (defaults: the reference script\'s Net, Adadelta lr 1.0, gamma 0.7, 5 epochs).')

@@ -5,14 +5,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createModel, seedDropout } from './models';
-import { DataParallel } from './data-parallel';
-import { createOptimizer } from './optim';
-import { rng } from './random';
-import type { Split } from './data/mnist';
-import { DataLoader } from './loader';
+import { DataParallel } from './training/data-parallel';
+import { createOptimizer } from './training/optim';
+import { rng } from './util/random';
+import type { Split } from './data/dataset';
+import { DataLoader } from './data/loader';
 import { reset as resetProfile, setProfiling } from './profiling';
-import { memoryProgress } from './progress';
-import { nllLoss, trainEpoch } from './train';
+import { memoryProgress } from './training/progress';
+import { trainEpoch } from './training/epoch';
+import { StepTarget, trainableVariables, trainStep } from './training/step';
 
 export interface KernelTime { kernel: string; ms: number; calls: number }
 
@@ -44,81 +45,72 @@ async function timeSteps(step: () => Promise<void>, warmup: number, steps: numbe
   return times[Math.floor(times.length / 2)];
 }
 
-export async function benchModel(modelName: string, batchSize: number, warmup = 3, steps = 10): Promise<StepBench> {
+/** A model, optimizer and synthetic batch, stepped by the training step with `threads` compute threads. */
+async function stepper(modelName: string, batchSize: number, threads: number, backend: string) {
   const model = createModel(modelName, 1);
   seedDropout(model, rng(1, 'bench-dropout'));
   const optimizer = createOptimizer('adadelta', 1.0, 0);
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const parallel = await DataParallel.start(model, { threads, model: modelName, seed: 1, backend, optimizer: { name: 'adadelta', lr: 1.0, momentum: 0 } });
+  await parallel.sync(model, optimizer, 1.0, 1, 1);
+  const target: StepTarget = { model, optimizer, vars: trainableVariables(model), reducer: parallel };
   const { x, y } = syntheticBatch(batchSize, 1);
-
-  const trainStep = async () => {
-    const { value, grads } = tf.variableGrads(() => nllLoss(model.apply(x, { training: true }) as tf.Tensor, y), vars);
-    optimizer.applyGradients(grads);
-    await value.data(); // wait for the step to finish on asynchronous backends
-    tf.dispose([value, ...Object.values(grads)]);
-  };
-  const inferStep = async () => {
-    const out = model.apply(x, { training: false }) as tf.Tensor;
-    await out.data();
-    out.dispose();
-  };
-
-  const trainMs = await timeSteps(trainStep, warmup, steps);
-  const inferMs = await timeSteps(inferStep, warmup, steps);
-
-  const profile = await tf.profile(trainStep);
-  const byKernel = new Map<string, KernelTime>();
-  for (const k of profile.kernels) {
-    if (k.name.endsWith('__op')) continue; // op wrappers (fusedConv2d__op) would count their kernel twice
-    const entry = byKernel.get(k.name) ?? { kernel: k.name, ms: 0, calls: 0 };
-    entry.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    entry.calls++;
-    byKernel.set(k.name, entry);
-  }
-  tf.dispose([x, y]);
-  optimizer.dispose();
-  model.dispose();
+  const batch = { index: 0, size: batchSize, images: x.dataSync() as Float32Array, labels: y.dataSync() as Int32Array };
   return {
-    train_samples_per_s: (1000 * batchSize) / trainMs,
-    infer_samples_per_s: (1000 * batchSize) / inferMs,
-    train_step_ms: trainMs,
-    infer_step_ms: inferMs,
-    kernels: [...byKernel.values()].sort((a, b) => b.ms - a.ms),
+    model, x,
+    step: async () => {
+      const loss = await trainStep(target, parallel.scatter(batch));
+      await loss.data(); // wait for the step to finish on asynchronous backends
+      loss.dispose();
+    },
+    close: async () => {
+      await parallel.close();
+      tf.dispose([x, y]);
+      optimizer.dispose();
+      model.dispose();
+    },
   };
 }
 
-/**
- * Training samples/s with `threads` compute threads, data parallel, stepping exactly as
- * trainEpoch does (scatter, this thread's part, all-reduce, optimizer step).
- */
+export async function benchModel(modelName: string, batchSize: number, warmup = 3, steps = 10): Promise<StepBench> {
+  const s = await stepper(modelName, batchSize, 1, tf.getBackend());
+  try {
+    const inferStep = async () => {
+      const out = s.model.apply(s.x, { training: false }) as tf.Tensor;
+      await out.data();
+      out.dispose();
+    };
+    const trainMs = await timeSteps(s.step, warmup, steps);
+    const inferMs = await timeSteps(inferStep, warmup, steps);
+    const profile = await tf.profile(s.step);
+    const byKernel = new Map<string, KernelTime>();
+    for (const k of profile.kernels) {
+      if (k.name.endsWith('__op')) continue; // op wrappers (fusedConv2d__op) would count their kernel twice
+      const entry = byKernel.get(k.name) ?? { kernel: k.name, ms: 0, calls: 0 };
+      entry.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+      entry.calls++;
+      byKernel.set(k.name, entry);
+    }
+    return {
+      train_samples_per_s: (1000 * batchSize) / trainMs,
+      infer_samples_per_s: (1000 * batchSize) / inferMs,
+      train_step_ms: trainMs,
+      infer_step_ms: inferMs,
+      kernels: [...byKernel.values()].sort((a, b) => b.ms - a.ms),
+    };
+  } finally {
+    await s.close();
+  }
+}
+
+/** Training samples/s with `threads` compute threads, data parallel, stepping as training does. */
 export async function benchParallelTraining(modelName: string, batchSize: number, threads: number, backend: string,
   warmup = 3, steps = 10): Promise<{ train_samples_per_s: number; train_step_ms: number }> {
-  const model = createModel(modelName, 1);
-  seedDropout(model, rng(1, 'bench-dropout'));
-  const optimizer = createOptimizer('adadelta', 1.0, 0);
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const parallel = await DataParallel.start(model, { threads, model: modelName, seed: 1, backend, optimizer: { name: 'adadelta', lr: 1.0, momentum: 0 } });
+  const s = await stepper(modelName, batchSize, threads, backend);
   try {
-    await parallel.sync(model, optimizer, 1.0, 1, 1);
-    const { x, y } = syntheticBatch(batchSize, 1);
-    const batch = { index: 0, size: batchSize, images: x.dataSync() as Float32Array, labels: y.dataSync() as Int32Array };
-    tf.dispose([x, y]);
-    const trainStep = async () => {
-      const part = parallel.scatter(batch);
-      const data = tf.tensor4d(part.images, [part.size, 28, 28, 1]);
-      const target = tf.tensor1d(part.labels, 'int32');
-      const { value, grads: partGrads } = tf.variableGrads(() => nllLoss(model.apply(data, { training: true }) as tf.Tensor, target, part.weight), vars);
-      const { loss, grads } = await parallel.allReduce(value, partGrads);
-      optimizer.applyGradients(grads);
-      await loss.data();
-      tf.dispose([data, target, loss, ...Object.values(grads)]);
-    };
-    const ms = await timeSteps(trainStep, warmup, steps);
+    const ms = await timeSteps(s.step, warmup, steps);
     return { train_samples_per_s: (1000 * batchSize) / ms, train_step_ms: ms };
   } finally {
-    await parallel.close();
-    optimizer.dispose();
-    model.dispose();
+    await s.close();
   }
 }
 

@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import { PNG } from 'pngjs';
 import * as tf from '@tensorflow/tfjs';
-import { loadCheckpoint } from './checkpoint';
-import { MNIST_MEAN, MNIST_STD } from './data/mnist';
-import { UserError } from './errors';
+import { loadCheckpoint } from './training/checkpoint';
+import { MNIST_MEAN, MNIST_STD } from './data/dataset';
+import { UserError } from './util/errors';
 import { createModel } from './models';
 
 export function modelFromCheckpoint(file: string): { model: tf.LayersModel; config: Record<string, unknown>; epoch: number; accuracy: number } {

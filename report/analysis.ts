@@ -3,30 +3,8 @@
  * chosen and filled from the numbers (none is fixed text about the outcome), so two
  * result sets that point different ways get different conclusions.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { readJsonLines } from '../lib/jsonl';
-
-export interface EpochRow {
-  workers: number; epoch: number; train_seconds: number; test_accuracy: number; train_loss: number; test_loss: number; samples_per_second: number;
-  /** Threads computing each step (absent in runs from before data-parallel training: 1). */
-  compute_threads?: number;
-}
-export interface LineRowIn { line: number; contents: string; workers: number; epoch: number; hits: number; time_s: number }
-export interface Machine { cpu_model: string; cpus: number; memory_gb: number; node: string; tfjs: string; slurm_job_id: string; slurm_cpus_per_task: string; hostname: string }
-export interface WaitRow { workers: number; epoch: number; line: number; seconds: number[] }
-
-export interface SweepData {
-  dir: string;
-  workers: number[];
-  epochs: EpochRow[];
-  lines: LineRowIn[];
-  waits: WaitRow[];
-  machine: Machine;
-  /** From the runs' config.json. */
-  config: { backend: string; engine: string; backendLine?: string; data: string; note: string; train: number; test: number; epochs: number; batchSize: number; model: string };
-  texts: Record<number, string>;
-}
+import type { SweepData, SweepLine } from '../lib/runs/sweep';
+import { UserError } from '../lib/util/errors';
 
 export interface PerWorkers {
   workers: number;
@@ -45,26 +23,43 @@ export interface Analysis {
   high: PerWorkers;
   speedup: number;
   efficiency: number;
+  /** The loop that waits for batches: its function and the line of its header. */
+  loop: { function: string; line: number };
   headerLine: number;
-  topLine: { line: number; contents: string; share: number };
+  topLine: { function: string; line: number; contents: string; share: number };
+  /** Each step phase's share of the step's time, at the lower worker count, in step order. */
+  phases: { phase: string; share: number }[];
   sentences: string[];
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+const sum = (lines: SweepLine[]) => lines.reduce((a, l) => a + l.time_s, 0);
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const ms = (s: number) => `${(1000 * s).toFixed(1)} ms`;
 
-/** Lines that make up the training step in lib/train.ts's trainEpoch. */
-const STEP_LINE = /variableGrads|model\.apply|nllLoss\(|allReduce|applyGradients/;
-const HEADER_LINE = /^for (await )?\(/;
+/**
+ * The profile's tags (`// @phase NAME` on the source lines, training/epoch.ts and step.ts):
+ * the wait for the next batch, the step as a whole, and the step's phases in order.
+ */
+const DATA_TAG = 'data';
+const STEP_TAG = 'step';
+const STEP_PHASES = ['forward', 'loss', 'backward', 'allreduce', 'optimizer'];
 
-function perWorkers(data: SweepData, workers: number, headerLine: number): PerWorkers {
+/** The loop the study is about: where the profile waits for the next batch. */
+function dataLoop(data: SweepData): { function: string; line: number } {
+  const header = data.lines.find((l) => l.tag === DATA_TAG);
+  if (!header) throw new UserError(`${data.dir}: no line of the line profile is tagged as waiting for data ('@phase ${DATA_TAG}')`);
+  return { function: header.function, line: header.line };
+}
+
+function perWorkers(data: SweepData, workers: number, loop: { function: string; line: number }): PerWorkers {
   const epochs = data.epochs.filter((e) => e.workers === workers);
-  const lines = data.lines.filter((l) => l.workers === workers);
+  // The loop's own lines: the step's lines are inside its step line (line_profiler's times are inclusive).
+  const lines = data.lines.filter((l) => l.workers === workers && l.function === loop.function);
   const n = Math.max(1, epochs.length);
-  const header = lines.filter((l) => l.line === headerLine);
+  const header = lines.filter((l) => l.line === loop.line);
   const headerHits = header.reduce((a, l) => a + l.hits, 0) / n;
-  const headerSeconds = header.reduce((a, l) => a + l.time_s, 0) / n;
+  const headerSeconds = sum(header) / n;
   const steps = Math.max(1, headerHits - 1);
   return {
     workers,
@@ -72,8 +67,8 @@ function perWorkers(data: SweepData, workers: number, headerLine: number): PerWo
     steps,
     headerSeconds,
     headerPerStepMs: (1000 * headerSeconds) / steps,
-    stepSeconds: lines.filter((l) => STEP_LINE.test(l.contents)).reduce((a, l) => a + l.time_s, 0) / n,
-    totalLineSeconds: lines.reduce((a, l) => a + l.time_s, 0) / n,
+    stepSeconds: sum(lines.filter((l) => l.tag === STEP_TAG)) / n,
+    totalLineSeconds: sum(lines) / n,
     finalAccuracy: epochs.length ? epochs[epochs.length - 1].test_accuracy : NaN,
     computeThreads: Math.max(1, ...epochs.map((e) => e.compute_threads ?? 1)),
   };
@@ -83,30 +78,40 @@ export function analyse(data: SweepData): Analysis {
   const sorted = [...data.workers].sort((a, b) => a - b);
   const lowW = sorted[0];
   const highW = sorted[sorted.length - 1];
-  const headerLine = data.lines.find((l) => HEADER_LINE.test(l.contents.trim()))?.line ?? -1;
-  const low = perWorkers(data, lowW, headerLine);
-  const high = perWorkers(data, highW, headerLine);
+  const loop = dataLoop(data);
+  const headerLine = loop.line;
+  const low = perWorkers(data, lowW, loop);
+  const high = perWorkers(data, highW, loop);
   const speedup = low.epochSeconds / high.epochSeconds;
   const efficiency = highW > lowW && lowW > 0 ? speedup / (highW / lowW) : NaN;
 
-  // Where the time goes (at the lower worker count).
-  const byLine = new Map<number, { contents: string; seconds: number }>();
-  for (const l of data.lines.filter((r) => r.workers === lowW)) {
-    const e = byLine.get(l.line) ?? { contents: l.contents, seconds: 0 };
+  // Where the time goes (at the lower worker count): the busiest line that is not the step as a whole.
+  const byLine = new Map<string, { function: string; line: number; contents: string; seconds: number }>();
+  for (const l of data.lines.filter((r) => r.workers === lowW && r.tag !== STEP_TAG)) {
+    const key = `${l.function}:${l.line}`;
+    const e = byLine.get(key) ?? { function: l.function, line: l.line, contents: l.contents, seconds: 0 };
     e.seconds += l.time_s;
-    byLine.set(l.line, e);
+    byLine.set(key, e);
   }
-  const totalLow = [...byLine.values()].reduce((a, e) => a + e.seconds, 0);
-  const [topLineNo, top] = [...byLine.entries()].sort((a, b) => b[1].seconds - a[1].seconds)[0] ?? [-1, { contents: '', seconds: 0 }];
-  const topLine = { line: topLineNo, contents: top.contents, share: totalLow > 0 ? top.seconds / totalLow : 0 };
+  const totalLow = low.totalLineSeconds * Math.max(1, data.epochs.filter((e) => e.workers === lowW).length);
+  const top = [...byLine.values()].sort((a, b) => b.seconds - a.seconds)[0] ?? { function: '', line: -1, contents: '', seconds: 0 };
+  const topLine = { function: top.function, line: top.line, contents: top.contents, share: totalLow > 0 ? top.seconds / totalLow : 0 };
+  const lowLines = data.lines.filter((l) => l.workers === lowW);
+  const phaseTotal = sum(lowLines.filter((l) => STEP_PHASES.includes(l.tag)));
+  const phases = STEP_PHASES.map((phase) => ({ phase, share: phaseTotal > 0 ? sum(lowLines.filter((l) => l.tag === phase)) / phaseTotal : 0 }))
+    .filter((p) => lowLines.some((l) => l.tag === p.phase));
 
   const s: string[] = [];
   const lowShare = low.headerSeconds / low.totalLineSeconds;
   const highShare = high.headerSeconds / high.totalLineSeconds;
   const stepShare = low.stepSeconds / low.totalLineSeconds;
-  s.push(`Where the time goes: with ${lowW} worker${lowW === 1 ? '' : 's'}, the busiest line is ${topLine.line} ` +
-    `(\`${topLine.contents}\`), ${pct(topLine.share)} of the profiled time; the training step (forward, loss, backward, ` +
-    `optimizer step) takes ${pct(stepShare)} and waiting for the next batch (line ${headerLine}) ${pct(lowShare)}.`);
+  s.push(`Where the time goes: with ${lowW} worker${lowW === 1 ? '' : 's'}, the training step takes ${pct(stepShare)} of ` +
+    `\`${loop.function}\` and waiting for the next batch (line ${headerLine}) ${pct(lowShare)}; the busiest single line is ` +
+    `${topLine.line} of \`${topLine.function}\` (\`${topLine.contents}\`), ${pct(topLine.share)} of the epoch.`);
+  if (phases.length) {
+    s.push(`Inside the step (${lowW} worker${lowW === 1 ? '' : 's'}): ${phases.map((p) => `${p.phase} ${pct(p.share)}`).join(', ')} of its phases' time` +
+      (phases.some((p) => p.phase === 'backward') ? ' (the backward line is charged after its forward and loss lines finish).' : '.'));
+  }
 
   const delta = high.headerPerStepMs - low.headerPerStepMs;
   const relative = low.headerPerStepMs > 0 ? delta / low.headerPerStepMs : 0;
@@ -159,38 +164,5 @@ export function analyse(data: SweepData): Analysis {
     : `The final accuracies differ (${low.finalAccuracy.toFixed(2)}% vs ${high.finalAccuracy.toFixed(2)}%)` +
       (low.computeThreads === high.computeThreads ? ': check that both runs used the same seed and data.'
         : ': expected with different compute threads, as dropout draws and summation order differ.'));
-  return { low, high, speedup, efficiency, headerLine, topLine, sentences: s };
-}
-
-/** Reads a sweep folder written by `npm run profile` (lib/sweep.ts). */
-export function readSweep(dir: string): SweepData {
-  const runs = path.join(dir, 'runs');
-  if (!fs.existsSync(runs)) throw new Error(`${dir}: no runs/ folder: not a sweep written by npm run profile`);
-  const workers = fs.readdirSync(runs).filter((d) => /^w\d+$/.test(d)).map((d) => Number(d.slice(1))).sort((a, b) => a - b);
-  if (workers.length < 2) throw new Error(`${dir}: a sweep needs runs for at least two worker counts, found ${workers.length}`);
-  const epochs: EpochRow[] = [];
-  const lines: LineRowIn[] = [];
-  const waits: WaitRow[] = [];
-  const texts: Record<number, string> = {};
-  let config: SweepData['config'] | undefined;
-  for (const w of workers) {
-    const run = path.join(runs, `w${w}`);
-    for (const file of ['metrics.jsonl', 'line-profile.json', 'line-profile.txt', 'config.json']) {
-      if (!fs.existsSync(path.join(run, file))) throw new Error(`${run}: missing ${file} (was the run interrupted? rerun with --fresh)`);
-    }
-    epochs.push(...readJsonLines<EpochRow>(path.join(run, 'metrics.jsonl')).map((e) => ({ ...e, workers: w })));
-    lines.push(...(JSON.parse(fs.readFileSync(path.join(run, 'line-profile.json'), 'utf8')) as LineRowIn[]));
-    const waitFile = path.join(run, 'loop-waits.json');
-    if (fs.existsSync(waitFile)) waits.push(...(JSON.parse(fs.readFileSync(waitFile, 'utf8')) as WaitRow[]));
-    texts[w] = fs.readFileSync(path.join(run, 'line-profile.txt'), 'utf8');
-    const c = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
-    config ??= {
-      backend: c.backend, engine: c.engine, backendLine: c.backend_line, data: c.data.name, note: c.data.note, train: c.data.train, test: c.data.test,
-      epochs: c.options.epochs, batchSize: c.options.batchSize, model: c.options.model,
-    };
-  }
-  const machineFile = path.join(dir, 'machine.json');
-  const machine = fs.existsSync(machineFile) ? JSON.parse(fs.readFileSync(machineFile, 'utf8')) as Machine
-    : { cpu_model: 'unknown', cpus: 0, memory_gb: 0, node: '', tfjs: '', slurm_job_id: '', slurm_cpus_per_task: '', hostname: '' };
-  return { dir, workers, epochs, lines, waits, machine, config: config!, texts };
+  return { low, high, speedup, efficiency, loop, headerLine, topLine, phases, sentences: s };
 }

@@ -5,13 +5,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { initBackend } from '../lib/backend';
-import { UserError } from '../lib/errors';
-import { readJsonLines } from '../lib/jsonl';
+import { initBackend } from '../lib/engine/backend';
+import { UserError } from '../lib/util/errors';
 import { createModel, MODELS } from '../lib/models';
-import { projectRoot } from '../lib/paths';
-import { runSweep } from '../lib/sweep';
-import { analyse, readSweep, SweepData } from './analysis';
+import { projectRoot } from '../lib/util/paths';
+import { linesByWorkers, readSweep, runSweep, sweepComplete, SweepData } from '../lib/runs/sweep';
+import { analyse } from './analysis';
 import { curveFigure, epochTimeFigure, lineTimeFigure, renderSvgs, waitFigure } from './charts';
 import { findChromium } from './chromium';
 import { diagramSvg, modelFacts } from './model-facts';
@@ -106,37 +105,30 @@ export function profilingMarkdown(d: SweepData, charts: Record<string, string>):
   ];
   if (m.slurm_job_id) env.push(['Slurm', `job ${m.slurm_job_id}, ${m.slurm_cpus_per_task || '?'} CPUs per task`]);
 
-  // Side by side with danfo: total seconds per line and worker count.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const dfd = require('danfojs-node') as typeof import('danfojs-node');
-  const grouped = new dfd.DataFrame(d.lines.map((l) => ({ line: l.line, workers: l.workers, time_s: l.time_s })))
-    .groupby(['line', 'workers']).col(['time_s']).sum();
-  const totals = new Map<string, number>();
-  for (const [line, w, t] of grouped.values as [number, number, number][]) totals.set(`${line}:${w}`, t);
-  const sum = (w: number) => d.lines.filter((l) => l.workers === w).reduce((x, l) => x + l.time_s, 0);
-  const [sumLow, sumHigh] = [sum(lowW), sum(highW)];
-  const lineNos = [...new Set(d.lines.map((l) => l.line))].sort((x, y) => x - y);
-  const side = lineNos.map((line) => {
-    const tl = totals.get(`${line}:${lowW}`) ?? 0;
-    const th = totals.get(`${line}:${highW}`) ?? 0;
-    const contents = d.lines.find((l) => l.line === line)?.contents ?? '';
-    return [line, `\`${contents.length > 44 ? `${contents.slice(0, 43)}…` : contents}\``, tl.toFixed(3), (100 * tl / sumLow).toFixed(1),
-      th.toFixed(3), (100 * th / sumHigh).toFixed(1), signed(th - tl)];
+  // Side by side: total seconds per line (of each profiled function) and worker count.
+  const sumOf = (w: number) => d.lines.filter((l) => l.workers === w && l.function === a.loop.function).reduce((x, l) => x + l.time_s, 0);
+  const [sumLow, sumHigh] = [sumOf(lowW), sumOf(highW)];
+  const short = (c: string) => `\`${c.length > 44 ? `${c.slice(0, 43)}…` : c}\``;
+  const side = linesByWorkers(d.lines, [lowW, highW]).map((r) => {
+    const [tl, th] = [Number(r[`time_w${lowW}`]), Number(r[`time_w${highW}`])];
+    return [r.function, r.line, short(r.contents), tl.toFixed(3), (100 * tl / sumLow).toFixed(1), th.toFixed(3), (100 * th / sumHigh).toFixed(1), signed(th - tl)];
   });
-  side.push(['', '**total**', sumLow.toFixed(3), '100.0', sumHigh.toFixed(3), '100.0', signed(sumHigh - sumLow)]);
+  side.push(['', '', `**total of ${a.loop.function}**`, sumLow.toFixed(3), '100.0', sumHigh.toFixed(3), '100.0', signed(sumHigh - sumLow)]);
+  const files = [...new Set(d.lines.map((l) => `\`${l.function}\` (${l.file})`))];
 
   return fill(template('profiling.md'), {
     title: `Line profile of MNIST training: ${lowW} vs ${highW} data-loader workers`,
-    intro: `The training loop (\`trainEpoch\` in lib/train.ts) was line-profiled while training ${d.config.model} for ` +
+    intro: `The training loop (${files.join(', ')}) was line-profiled while training ${d.config.model} for ` +
       `${d.config.epochs} epochs with ${d.workers.map((w) => `${w}`).join(' and ')} DataLoader workers, each in a fresh process with the same seed. ` +
       `Epoch time: ${a.low.epochSeconds.toFixed(1)} s vs ${a.high.epochSeconds.toFixed(1)} s; final test accuracy ` +
       `${a.low.finalAccuracy.toFixed(2)}% vs ${a.high.finalAccuracy.toFixed(2)}%.`,
     environment_table: mdTable(['What', 'Value'], env),
     analysis: a.sentences.map((s) => `- ${s}`).join('\n'),
-    source_file: 'lib/train.ts',
+    functions: files.join(' and '),
     epochs: String(d.config.epochs),
-    side_by_side: mdTable(['Line', 'Contents', `s (${lowW}w)`, `% (${lowW}w)`, `s (${highW}w)`, `% (${highW}w)`, 'change s'],
-      side, [true, false, true, true, true, true, true]),
+    side_by_side: mdTable(['Function', 'Line', 'Contents', `s (${lowW}w)`, `% (${lowW}w)`, `s (${highW}w)`, `% (${highW}w)`, 'change s'],
+      side, [false, true, false, true, true, true, true, true]),
+    loop_function: a.loop.function,
     chart_lines: charts.lines,
     chart_epochs: charts.epochs,
     chart_waits: charts.waits,
@@ -157,9 +149,7 @@ export async function ensureResults(o: ReportOptions): Promise<string> {
   const key = [o.data === 'embedded' ? 'embedded' : path.basename(path.resolve(o.data)), o.model, `e${o.epochs}`,
     `w${o.workers.join('-')}`, ...(o.limit ? [`n${o.limit}`] : [])].join('_');
   const dir = path.join(projectRoot(), 'runs', 'report', key);
-  const complete = o.workers.every((w) => fs.existsSync(path.join(dir, 'runs', `w${w}`, 'line-profile.txt')) &&
-    readJsonLines(path.join(dir, 'runs', `w${w}`, 'metrics.jsonl')).length >= o.epochs);
-  if (complete && !o.fresh) {
+  if (sweepComplete(dir, o.workers, o.epochs) && !o.fresh) {
     o.log(`Reusing the sweep in ${dir} (--fresh runs it again)`);
     return dir;
   }

@@ -2,12 +2,12 @@
  * The report's charts as Plotly figures, rendered to SVG (vector) by Plotly itself in a
  * headless Chromium page. Sized to fit an A4 page (560 px wide).
  */
-import fs from 'node:fs';
 import puppeteer from 'puppeteer';
-import type { SweepData } from './analysis';
+import { linesByWorkers, SweepData } from '../lib/runs/sweep';
+import { Figure, plotlySource } from '../lib/util/html';
 import { CHROMIUM_ARGS } from './chromium';
 
-export interface Figure { data: Record<string, unknown>[]; layout: Record<string, unknown> }
+
 
 export const CHART_WIDTH = 560;
 const COLOURS = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2'];
@@ -18,20 +18,18 @@ const base = (title: string, xTitle: string, yTitle: string, height = 300): Reco
   legend: { orientation: 'h', y: -0.25 },
 });
 
-/** Time per source line (mean per epoch) at each worker count. */
+/** Time per source line (mean per epoch) at each worker count, for the lines that take at least 1 ms per epoch. */
 export function lineTimeFigure(d: SweepData): Figure {
-  const lines = [...new Set(d.lines.map((l) => l.line))].sort((a, b) => a - b)
-    .filter((line) => d.lines.some((l) => l.line === line && l.time_s > 0.001 * d.config.epochs));
-  const label = (line: number) => {
-    const c = d.lines.find((l) => l.line === line)?.contents ?? '';
-    return `${line}: ${c.length > 28 ? `${c.slice(0, 27)}…` : c}`;
-  };
+  const epochs = (w: number) => Math.max(1, new Set(d.lines.filter((l) => l.workers === w).map((l) => l.epoch)).size);
+  const lines = linesByWorkers(d.lines, d.workers)
+    .filter((r) => d.workers.some((w) => Number(r[`time_w${w}`]) > 0.001 * epochs(w)));
+  const label = (r: { function: string; line: number; contents: string }) =>
+    `${r.function} ${r.line}: ${r.contents.length > 26 ? `${r.contents.slice(0, 25)}…` : r.contents}`;
   return {
     data: d.workers.map((w, i) => ({
       type: 'bar', orientation: 'h', name: `${w} worker${w === 1 ? '' : 's'}`, marker: { color: COLOURS[i % COLOURS.length] },
       y: lines.map(label),
-      x: lines.map((line) => d.lines.filter((l) => l.line === line && l.workers === w).reduce((a, l) => a + l.time_s, 0) /
-        Math.max(1, new Set(d.lines.filter((l) => l.workers === w).map((l) => l.epoch)).size)),
+      x: lines.map((r) => Number(r[`time_w${w}`]) / epochs(w)),
     })),
     layout: { ...base('Time per line, mean per epoch', 'seconds', ''), height: 120 + 28 * lines.length, barmode: 'group',
       yaxis: { autorange: 'reversed', automargin: true }, margin: { l: 230, r: 20, t: 40, b: 60 } },
@@ -53,7 +51,7 @@ export function waitFigure(d: SweepData, headerLine: number): Figure {
   return {
     data: d.workers.map((w, i) => ({
       type: 'box', orientation: 'h', name: `${w} worker${w === 1 ? '' : 's'}`, marker: { color: COLOURS[i % COLOURS.length] },
-      x: d.waits.filter((r) => r.workers === w && r.line === headerLine).flatMap((r) => r.seconds.map((s) => 1000 * s)),
+      x: d.waits.filter((r) => r.workers === w && r.line === headerLine).flatMap((r) => r.seconds.map((s: number) => 1000 * s)),
       boxpoints: 'outliers', jitter: 0,
     })),
     layout: { ...base(`Waiting for the next batch (line ${headerLine}), per step`, 'milliseconds (log scale)', ''), height: 240,
@@ -79,7 +77,7 @@ export async function renderSvgs(figures: Figure[], executablePath: string, time
     const page = await browser.newPage();
     page.setDefaultTimeout(timeoutMs);
     await page.setContent('<!doctype html><html><body><div id="plot"></div></body></html>');
-    await page.addScriptTag({ content: fs.readFileSync(require.resolve('plotly.js-dist-min'), 'utf8') });
+    await page.addScriptTag({ content: plotlySource() });
     const out: string[] = [];
     for (const figure of figures) {
       const url = await page.evaluate(async (json: string) => {

@@ -4,7 +4,8 @@
  * receptive field (size, jump, start) and a sentence on each layer's role.
  */
 import * as tf from '@tensorflow/tfjs';
-import { summarize } from '../lib/summary';
+import { summarize } from '../lib/models/summary';
+import { escapeHtml } from '../lib/util/html';
 
 export interface LayerFacts {
   name: string;
@@ -125,7 +126,7 @@ export function modelFacts(model: tf.LayersModel, name: string): ModelFacts {
   };
 }
 
-const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const escape = escapeHtml;
 
 /** The network as an SVG: one box per layer, top to bottom, with its output shape. */
 export function diagramSvg(facts: ModelFacts, width = 560): string {

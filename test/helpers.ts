@@ -5,8 +5,8 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { encodeIdx } from '../lib/data/idx';
-import { MNIST_FILES } from '../lib/data/files';
-import { projectRoot } from '../lib/paths';
+import { MNIST_FILES } from '../lib/data/mnist-files';
+import { projectRoot } from '../lib/util/paths';
 
 export function tmpDir(prefix = 'mnist-lab-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { UserError } from '../errors';
-import { MNIST_FILES } from './files';
+import { UserError } from '../util/errors';
+import { MNIST_FILES } from './mnist-files';
 
 /** The usual public mirrors, tried in order (the same as torchvision's). */
 export const DEFAULT_MIRRORS = [

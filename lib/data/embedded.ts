@@ -8,9 +8,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeIdx, writeFileAtomic } from './idx';
-import { permutation, rng } from '../random';
-import { MNIST_FILES } from './files';
+import { writeFileAtomic } from '../util/files';
+import { encodeIdx } from './idx';
+import { permutation, rng } from '../util/random';
+import { MNIST_FILES } from './mnist-files';
 
 export const EMBEDDED_TEST_COUNT = 2000;
 const SPLIT_SEED = 20151;

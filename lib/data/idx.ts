@@ -4,9 +4,8 @@
  * each dimension as a big-endian uint32, then the data. Files may be gzip-compressed.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import zlib from 'node:zlib';
-import { UserError } from '../errors';
+import { UserError } from '../util/errors';
 
 export const IDX_TYPE_UBYTE = 0x08;
 export const IMAGES_RANK = 3;
@@ -98,17 +97,4 @@ export function encodeIdx(dims: number[], data: Uint8Array): Buffer {
   header.writeUInt32BE((IDX_TYPE_UBYTE << 8) | dims.length, 0);
   dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
   return Buffer.concat([header, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
-}
-
-/** Writes a file atomically: a temporary name in the same folder, then a rename. */
-export function writeFileAtomic(file: string, bytes: Buffer | string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
 }

@@ -4,8 +4,8 @@
  * Pipeline per sample: optional augmentation (seeded rotation and shift), ToTensor
  * (bytes to [0, 1]), Normalize(0.1307, 0.3081).
  */
-import { rng } from '../random';
-import { IMAGE_SIZE, MNIST_MEAN, MNIST_STD } from './mnist';
+import { rng } from '../util/random';
+import { IMAGE_SIZE, MNIST_MEAN, MNIST_STD } from './dataset';
 
 const PIXELS = IMAGE_SIZE * IMAGE_SIZE;
 

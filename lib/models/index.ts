@@ -1,7 +1,7 @@
 /** The project's models by name (`--model NAME`). Each outputs log-probabilities. */
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../errors';
-import { rng } from '../random';
+import { UserError } from '../util/errors';
+import { rng } from '../util/random';
 import { InitSeeds, SeededDropout } from './layers';
 import { buildNet } from './net';
 import { buildBase14k, buildBn10k, buildBn14k, buildCnnSmall, buildFc, buildGap14k, buildGap8k } from './zoo';

@@ -2,7 +2,7 @@
  * Layers tfjs-layers lacks for a PyTorch-faithful model, and PyTorch-style initialisers.
  */
 import * as tf from '@tensorflow/tfjs';
-import { intSeed } from '../random';
+import { intSeed } from '../util/random';
 
 type Initializer = ReturnType<typeof tf.initializers.zeros>;
 type Kwargs = Record<string, unknown>;

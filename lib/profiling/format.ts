@@ -16,6 +16,8 @@ export interface LineRow {
   per_hit_s: number;
   percent: number;
   contents: string;
+  /** What the line is (its `@phase` tag, `loop` for other loop headers), or ''. */
+  tag: string;
   /** Extra columns for the run (workers, epoch, ...). */
   [column: string]: string | number;
 }
@@ -78,7 +80,7 @@ export function toRows(stats: FunctionStats[], extra: Record<string, string | nu
       rows.push({
         file: s.meta.file, function: s.meta.name, line, hits: c.hits, time_s: c.seconds,
         per_hit_s: c.seconds / c.hits, percent: total > 0 ? (100 * c.seconds) / total : 0,
-        contents: (s.meta.source[line - s.meta.line] ?? '').trim(), ...extra,
+        contents: (s.meta.source[line - s.meta.line] ?? '').trim(), tag: s.meta.tags?.[line] ?? '', ...extra,
       });
     }
   }
@@ -89,5 +91,5 @@ export function toRows(stats: FunctionStats[], extra: Record<string, string | nu
 export function toDataFrame(rows: LineRow[]): DataFrame {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const dfd = require('danfojs-node') as typeof import('danfojs-node');
-  return new dfd.DataFrame(rows.length ? rows : [{ file: '', function: '', line: 0, hits: 0, time_s: 0, per_hit_s: 0, percent: 0, contents: '' }]);
+  return new dfd.DataFrame(rows.length ? rows : [{ file: '', function: '', line: 0, hits: 0, time_s: 0, per_hit_s: 0, percent: 0, contents: '', tag: '' }]);
 }

@@ -13,6 +13,8 @@ export { isProfiling, mergeStats, reset, setProfiling, snapshot } from './runtim
 export type { FunctionMeta, FunctionStats } from './runtime';
 export { formatText, formatFunction, toDataFrame, toRows } from './format';
 export type { LineRow } from './format';
+export { ProfileSession } from './session';
+export type { WaitRow } from './session';
 
 let wholeCounter = 0;
 

@@ -1,6 +1,6 @@
 /**
  * The timing core of the line profiler: per-function, per-line hits and wall-clock
- * time. The build's transformer (scripts/profile-transformer.ts) rewrites each profiled
+ * time. The build's transformer (profiling/transformer.ts) rewrites each profiled
  * function so that it calls `enter` once per call and `frame.line(n)` before each
  * statement; the time between two events is charged to the earlier line, as
  * line_profiler does, awaits included.
@@ -18,6 +18,8 @@ export interface FunctionMeta {
   source: string[];
   /** Whole-function timing only (code that the build did not instrument). */
   wholeFunction?: boolean;
+  /** What a line is, by line number (`@phase` tags; `loop` for other loop headers). */
+  tags?: Record<number, string>;
 }
 
 export interface LineCounts { hits: number; seconds: number }
@@ -115,10 +117,6 @@ export function register(meta: FunctionMeta): void {
   registry.set(meta.id, meta);
 }
 
-export function registered(): FunctionMeta[] {
-  return [...registry.values()];
-}
-
 function statsFor(id: string): FunctionStats {
   let s = stats.get(id);
   if (!s) {
@@ -155,12 +153,6 @@ function countNext<I extends Iterator<unknown> | AsyncIterator<unknown>>(frame: 
     return: it.return ? (v?: unknown) => it.return!(v) : undefined,
     throw: it.throw ? (e?: unknown) => it.throw!(e) : undefined,
   } as unknown as I;
-}
-
-/** A loop condition evaluated as a hit of the loop's line (while / for(;;)). */
-export function cond<T>(frame: Frame, line: number, value: () => T): T {
-  frame.line(line);
-  return value();
 }
 
 /** What was recorded since the last reset, one entry per function that ran. */

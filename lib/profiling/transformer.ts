@@ -9,7 +9,10 @@
  *     item is a hit of the header: the wait for the next batch lands on that line),
  *   - charges `while`/`for(;;)` conditions to their line,
  *   - times the statements of inline callbacks (the body passed to tf.variableGrads, say)
- *     on their own lines and returns to the enclosing line when they finish.
+ *     on their own lines and returns to the enclosing line when they finish,
+ *   - records what each line is: a `// @phase NAME` comment on a statement's first line
+ *     tags it (e.g. `data` for the wait for the next batch, `forward`, `backward`); other
+ *     loop headers are tagged `loop`. The report reads these tags, not the source text.
  *
  * While profiling is off, `enter` hands out a do-nothing frame: a few calls per step.
  */
@@ -45,6 +48,23 @@ export function profileTransformer(options: Options): ts.TransformerFactory<ts.S
     const relFile = path.relative(options.root, sf.fileName).split(path.sep).join('/');
     const lines = sf.text.split('\n');
     const lineOf = (node: ts.Node) => sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1;
+    /** Tags of the function being instrumented, by line. */
+    let tags = new Map<number, string>();
+    const scanner = ts.createScanner(ts.ScriptTarget.Latest, false);
+
+    /** The NAME of a `// @phase NAME` comment on the statement's first line, if any. */
+    function phaseOf(s: ts.Node): string | undefined {
+      scanner.setText(lines[lineOf(s) - 1]);
+      for (let kind = scanner.scan(); kind !== ts.SyntaxKind.EndOfFileToken; kind = scanner.scan()) {
+        if (kind === ts.SyntaxKind.SingleLineCommentTrivia) return /@phase\s+([\w-]+)/.exec(scanner.getTokenText())?.[1];
+      }
+      return undefined;
+    }
+
+    function tag(s: ts.Statement): void {
+      const phase = phaseOf(s) ?? (ts.isForOfStatement(s) || ts.isForStatement(s) || ts.isWhileStatement(s) || ts.isDoStatement(s) ? 'loop' : undefined);
+      if (phase) tags.set(lineOf(s), phase);
+    }
 
     const frameCall = (method: 'line' | 'resume' | 'exit', line?: number) => f.createExpressionStatement(
       f.createCallExpression(f.createPropertyAccessExpression(f.createIdentifier(FRAME), method), undefined,
@@ -88,6 +108,7 @@ export function profileTransformer(options: Options): ts.TransformerFactory<ts.S
     /** Returns the statement rewritten, and whether a line event goes before it. */
     function instrumentStatement(s: ts.Statement): { stmt: ts.Statement; mark: boolean } {
       const line = lineOf(s);
+      if (!ts.isBlock(s)) tag(s);
       if (ts.isBlock(s)) return { stmt: asBlock(s), mark: false };
       if (ts.isForOfStatement(s)) {
         return {
@@ -154,17 +175,23 @@ export function profileTransformer(options: Options): ts.TransformerFactory<ts.S
       const start = lineOf(declarationStart);
       const end = sf.getLineAndCharacterOfPosition(fn.end).line + 1;
       const id = `${relFile}:${start}:${name}`;
+      const outer = tags;
+      tags = new Map();
+      const statements = instrumentStatements(body.statements);
       registrations.push(f.createExpressionStatement(lpCall('register', [f.createObjectLiteralExpression([
         f.createPropertyAssignment('id', f.createStringLiteral(id)),
         f.createPropertyAssignment('file', f.createStringLiteral(relFile)),
         f.createPropertyAssignment('name', f.createStringLiteral(name)),
         f.createPropertyAssignment('line', f.createNumericLiteral(start)),
         f.createPropertyAssignment('source', f.createArrayLiteralExpression(lines.slice(start - 1, end).map((l) => f.createStringLiteral(l.replace(/\r$/, ''))))),
+        f.createPropertyAssignment('tags', f.createObjectLiteralExpression(
+          [...tags].map(([line, phase]) => f.createPropertyAssignment(f.createNumericLiteral(line), f.createStringLiteral(phase))))),
       ])])));
+      tags = outer;
       return f.createBlock([
         f.createVariableStatement(undefined, f.createVariableDeclarationList(
           [f.createVariableDeclaration(FRAME, undefined, undefined, lpCall('enter', [f.createStringLiteral(id)]))], ts.NodeFlags.Const)),
-        f.createTryStatement(f.createBlock(instrumentStatements(body.statements), true), undefined, f.createBlock([frameCall('exit')], true)),
+        f.createTryStatement(f.createBlock(statements, true), undefined, f.createBlock([frameCall('exit')], true)),
       ], true);
     }
 

@@ -1,0 +1,103 @@
+/**
+ * Loads a data set (uint8 images + labels) from one of the sources the CLI offers:
+ * the embedded default, a folder of IDX files, or the official files downloaded.
+ * After loading, every source is the same `Dataset`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../util/errors';
+import { dataRoot } from '../util/paths';
+import { downloadMnist } from './download';
+import { ensureEmbeddedIdx, EMBEDDED_NOTE } from './embedded';
+import { findIdxFile, MNIST_FILES } from './mnist-files';
+import { readImages, readLabels } from './idx';
+
+/** Mean and standard deviation of MNIST's training pixels (the reference's Normalize). */
+export const MNIST_MEAN = 0.1307;
+export const MNIST_STD = 0.3081;
+export const IMAGE_SIZE = 28;
+
+export interface Split {
+  /** count x 28 x 28 bytes, row-major. */
+  images: Uint8Array;
+  labels: Uint8Array;
+  count: number;
+}
+
+export interface Dataset {
+  /** Short name for logs and reports, e.g. "embedded" or the folder path. */
+  name: string;
+  train: Split;
+  test: Split;
+  /** What the user should know about this data (printed at the start of a run). */
+  note: string;
+}
+
+/**
+ * The split in shared memory: DataLoader workers read it without copies. Data sets are
+ * loaded this way, so this is a no-op for them; other splits are copied once.
+ */
+export function shareSplit(split: Split): Split {
+  if (split.images.buffer instanceof SharedArrayBuffer && split.labels.buffer instanceof SharedArrayBuffer) return split;
+  const images = new Uint8Array(new SharedArrayBuffer(split.images.byteLength));
+  images.set(split.images);
+  const labels = new Uint8Array(new SharedArrayBuffer(split.labels.byteLength));
+  labels.set(split.labels);
+  return { images, labels, count: split.count };
+}
+
+function readSplit(dir: string, imagesBase: string, labelsBase: string): Split {
+  const imagesFile = findIdxFile(dir, imagesBase);
+  const labelsFile = findIdxFile(dir, labelsBase);
+  const images = readImages(imagesFile);
+  const labels = readLabels(labelsFile);
+  if (images.dims[0] !== labels.dims[0]) {
+    throw new UserError(`${labelsFile}: ${labels.dims[0]} labels, but ${imagesFile} has ${images.dims[0]} images; ` +
+      'the two files must come from the same set');
+  }
+  return shareSplit({ images: images.data, labels: labels.data, count: images.dims[0] });
+}
+
+/** Reads a folder holding the four standard IDX files, each optionally gzipped. */
+export function loadFolder(dir: string): Dataset {
+  if (!fs.existsSync(dir)) throw new UserError(`${dir}: data folder does not exist`);
+  if (!fs.statSync(dir).isDirectory()) throw new UserError(`${dir}: not a folder (--data expects a folder of IDX files)`);
+  const train = readSplit(dir, MNIST_FILES.trainImages, MNIST_FILES.trainLabels);
+  const test = readSplit(dir, MNIST_FILES.testImages, MNIST_FILES.testLabels);
+  return { name: dir, train, test, note: `folder ${dir}: ${train.count} training and ${test.count} test images` };
+}
+
+/** The embedded default (built into data/embedded on first use). */
+export function loadEmbedded(root = dataRoot()): Dataset {
+  const dir = ensureEmbeddedIdx(path.join(root, 'embedded'));
+  return { ...loadFolder(dir), name: 'embedded', note: EMBEDDED_NOTE };
+}
+
+/** Keeps the first `limit` training samples (for quick runs). */
+export function limitTrain(data: Dataset, limit: number | undefined): Dataset {
+  if (!limit || limit >= data.train.count) return data;
+  const { train } = data;
+  const px = IMAGE_SIZE * IMAGE_SIZE;
+  return {
+    ...data,
+    train: { images: train.images.subarray(0, limit * px), labels: train.labels.subarray(0, limit), count: limit },
+    note: `${data.note}; --limit ${limit}: first ${limit} training samples`,
+  };
+}
+
+/** Where a run's data comes from: `--data` (embedded or a folder), `--download`, `--limit`. */
+export interface DataChoice { data: string; download: boolean; limit?: number }
+
+/** Loads the data set named by the options (embedded, a folder, or downloaded). */
+export async function loadData(choice: DataChoice, log: (s: string) => void): Promise<Dataset> {
+  let data: Dataset;
+  if (choice.download) {
+    const dir = await downloadMnist({ dir: path.join(dataRoot(), 'mnist'), log });
+    data = loadFolder(dir);
+  } else if (choice.data === 'embedded') {
+    data = loadEmbedded();
+  } else {
+    data = loadFolder(choice.data);
+  }
+  return limitTrain(data, choice.limit);
+}

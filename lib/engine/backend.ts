@@ -1,0 +1,143 @@
+/**
+ * Chooses the TensorFlow.js backend and says why.
+ *
+ * `auto` prefers libtensorflow (tfjs-node-gpu, then tfjs-node), then the embedded
+ * `wasm` backend, then the pure-JS `cpu` backend. Each run prints one line naming the
+ * backend in use and why each better one was not used. An explicit request that
+ * cannot be met is an error, never a silent fallback.
+ */
+import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../util/errors';
+import { isInstalled } from '../util/packages';
+import { registerWasmTrainingKernels } from './wasm/training-kernels';
+
+export const BACKEND_REQUESTS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendRequest = (typeof BACKEND_REQUESTS)[number];
+
+export interface BackendInfo {
+  /** tfjs backend name: 'tensorflow', 'wasm' or 'cpu'. */
+  name: string;
+  /** What actually runs it, e.g. "tfjs-node-gpu on GPU" or "wasm (SIMD, 1 thread)". */
+  engine: string;
+  /** Why each better backend was not used, in order of preference. */
+  skipped: string[];
+  /** The line printed at the start of every run. */
+  line: string;
+}
+
+/** Outcome of trying to load one libtensorflow package. */
+export interface NodeBindingProbe {
+  pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node';
+  loaded: boolean;
+  /** Why it is not usable (not installed, or the loader's message). */
+  reason?: string;
+}
+
+/** Loads a libtensorflow package (registers the 'tensorflow' backend) if it can. */
+export function probeNodeBinding(pkg: NodeBindingProbe['pkg']): NodeBindingProbe {
+  if (!isInstalled(pkg)) {
+    return { pkg, loaded: false, reason: `${pkg} not installed` };
+  }
+  try {
+    require(pkg);
+    return { pkg, loaded: true };
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    return { pkg, loaded: false, reason: `${pkg} failed to load: ${message}` };
+  }
+}
+
+/** GPUs the NVIDIA driver exposes, by name; empty when none are visible. */
+export function visibleGpus(): string[] {
+  try {
+    const out = execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+    return out.split('\n').filter((l) => l.startsWith('GPU '));
+  } catch {
+    const dir = '/proc/driver/nvidia/gpus';
+    return fs.existsSync(dir) ? fs.readdirSync(dir).map((id) => `GPU at PCI ${id}`) : [];
+  }
+}
+
+async function useWasm(): Promise<void> {
+  await import('@tensorflow/tfjs-backend-wasm');
+  registerWasmTrainingKernels();
+  if (!(await tf.setBackend('wasm'))) throw new Error('tf.setBackend("wasm") returned false');
+  await tf.ready();
+}
+
+async function useCpu(): Promise<void> {
+  if (!(await tf.setBackend('cpu'))) throw new Error('tf.setBackend("cpu") returned false');
+  // The cpu backend nags about tfjs-node on first use; our backend line already says why.
+  (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
+}
+
+async function useTensorflow(): Promise<void> {
+  if (!(await tf.setBackend('tensorflow'))) throw new Error('tf.setBackend("tensorflow") returned false');
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message.split('\n')[0] : String(err);
+}
+
+/** Selects and initialises the backend for this process. */
+export async function initBackend(request: BackendRequest = 'auto'): Promise<BackendInfo> {
+  if (!BACKEND_REQUESTS.includes(request)) {
+    throw new UserError(`unknown backend '${request}': expected one of ${BACKEND_REQUESTS.join(', ')}`);
+  }
+  const skipped: string[] = [];
+  let name: string | undefined;
+  let engine = '';
+
+  if (request === 'auto' || request === 'tensorflow') {
+    for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const) {
+      const probe = probeNodeBinding(pkg);
+      if (!probe.loaded) {
+        skipped.push(probe.reason!);
+        continue;
+      }
+      await useTensorflow();
+      name = 'tensorflow';
+      if (pkg === '@tensorflow/tfjs-node-gpu') {
+        const gpus = visibleGpus();
+        engine = gpus.length ? `tfjs-node-gpu on GPU (${gpus.length} visible)` : 'tfjs-node-gpu on CPU';
+        if (!gpus.length) skipped.push('GPU: no GPU visible (nvidia-smi lists none)');
+      } else {
+        engine = 'tfjs-node (libtensorflow on CPU)';
+      }
+      break;
+    }
+    if (!name && request === 'tensorflow') {
+      throw new UserError(`--backend tensorflow cannot load: ${skipped.join('; ')}. ` +
+        'Install @tensorflow/tfjs-node-gpu (needs internet at install time and CUDA 11.2 + cuDNN 8.1) ' +
+        'or @tensorflow/tfjs-node, or use --backend wasm.');
+    }
+  }
+
+  if (!name && (request === 'auto' || request === 'wasm')) {
+    try {
+      await useWasm();
+      name = 'wasm';
+      engine = 'wasm (SIMD, 1 thread)';
+    } catch (err) {
+      if (request === 'wasm') throw new UserError(`--backend wasm cannot load: ${message(err)}`);
+      skipped.push(`wasm failed to load: ${message(err)}`);
+    }
+  }
+
+  if (!name) {
+    try {
+      await useCpu();
+      name = 'cpu';
+      engine = 'cpu (pure JavaScript, very slow for training)';
+    } catch (err) {
+      throw new UserError(`--backend cpu cannot load: ${message(err)}`);
+    }
+  }
+
+  const why = request === 'auto'
+    ? (skipped.length ? ` (auto: ${skipped.join('; ')})` : ' (auto: best available)')
+    : ' (requested with --backend)';
+  return { name, engine, skipped, line: `Backend: ${name} — ${engine}${why}` };
+}

@@ -1,0 +1,245 @@
+/**
+ * Training kernels for the `wasm` backend.
+ *
+ * As shipped, tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter (a conv net cannot
+ * train), and its input-gradient convolution and transposed matrix products take slow
+ * paths. Each kernel here rewrites the gradient as the backend's own fast forward
+ * kernels (Conv2D, BatchMatMul without transposes) plus cheap Transpose/Reverse, and
+ * falls back to the original kernel (or a plain loop) outside the shapes it covers.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+import { WasmBackend, coversMaxPoolGrad, maxPoolGrad2x2 } from './simd-kernels';
+
+const { backend_util } = tf;
+
+
+type Inputs = Record<string, TensorInfo>;
+
+function kernel(name: string): KernelFunc {
+  const config = tf.getKernel(name, 'wasm');
+  if (!config) throw new Error(`wasm kernel ${name} is not registered`);
+  return config.kernelFunc;
+}
+
+function call(name: string, backend: WasmBackend, inputs: Inputs, attrs: NamedAttrMap): TensorInfo {
+  return kernel(name)({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+}
+
+function transpose(backend: WasmBackend, x: TensorInfo, perm: number[]): TensorInfo {
+  return call('Transpose', backend, { x }, { perm });
+}
+
+/** Swaps the last two axes (for matrix products). */
+function swapLastTwo(backend: WasmBackend, x: TensorInfo): TensorInfo {
+  const perm = x.shape.map((_, i) => i);
+  const r = perm.length;
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+  return transpose(backend, x, perm);
+}
+
+function convInfo(xShape: number[], filterShape: number[], attrs: NamedAttrMap) {
+  const { strides, pad, dataFormat, dimRoundingMode, dilations } = attrs as unknown as tf.Conv2DAttrs;
+  return backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number], filterShape as [number, number, number, number],
+    strides, dilations ?? 1, pad, dimRoundingMode, false,
+    backend_util.convertConv2DDataFormat(dataFormat ?? 'NHWC'),
+  );
+}
+
+function isUnitStride(info: tf.backend_util.Conv2DInfo): boolean {
+  return info.strideHeight === 1 && info.strideWidth === 1 &&
+    info.dilationHeight === 1 && info.dilationWidth === 1 && info.dataFormat === 'channelsLast';
+}
+
+/**
+ * dW[kh,kw,ci,co] = Σ_{n,y,x} x[n, y+kh-top, x+kw-left, ci] · dy[n,y,x,co] (stride 1):
+ * a forward convolution of x (channels and batch swapped) by dy (batch as input channels).
+ */
+function conv2DBackpropFilter({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo {
+  const { x, dy } = inputs;
+  const filterShape = (attrs as unknown as tf.Conv2DBackpropFilterAttrs).filterShape;
+  const info = convInfo(x.shape, filterShape, attrs);
+  if (!isUnitStride(info)) return conv2DBackpropFilterLoop(backend, x, dy, info);
+  const { top, bottom, left, right } = info.padInfo;
+  const xT = transpose(backend, x, [3, 1, 2, 0]); // [ci, H, W, N]
+  const dyT = transpose(backend, dy, [1, 2, 0, 3]); // [oh, ow, N, co]
+  const r = call('Conv2D', backend, { x: xT, filter: dyT }, {
+    strides: 1, dilations: 1, dataFormat: 'NHWC',
+    pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
+  } as unknown as NamedAttrMap); // [ci, kh, kw, co]
+  const dw = transpose(backend, r, [1, 2, 0, 3]);
+  for (const t of [xT, dyT, r]) backend.disposeData(t.dataId);
+  return dw;
+}
+
+/** Reference loop for strides/dilations the fast path does not cover. */
+function conv2DBackpropFilterLoop(backend: WasmBackend, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  if (info.dataFormat !== 'channelsLast') throw new Error('wasm Conv2DBackpropFilter supports NHWC only');
+  const xs = backend.readSync(x.dataId) as Float32Array;
+  const dys = backend.readSync(dy.dataId) as Float32Array;
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } = info;
+  const out = backend.makeOutput([filterHeight, filterWidth, inChannels, outChannels], 'float32');
+  const dw = backend.typedArrayFromHeap(out);
+  dw.fill(0);
+  for (let kh = 0; kh < filterHeight; kh++) {
+    for (let kw = 0; kw < filterWidth; kw++) {
+      for (let n = 0; n < batchSize; n++) {
+        for (let y = 0; y < outHeight; y++) {
+          const iy = y * info.strideHeight + kh * info.dilationHeight - info.padInfo.top;
+          if (iy < 0 || iy >= inHeight) continue;
+          for (let xo = 0; xo < outWidth; xo++) {
+            const ix = xo * info.strideWidth + kw * info.dilationWidth - info.padInfo.left;
+            if (ix < 0 || ix >= inWidth) continue;
+            const xBase = ((n * inHeight + iy) * inWidth + ix) * inChannels;
+            const dyBase = ((n * outHeight + y) * outWidth + xo) * outChannels;
+            for (let ci = 0; ci < inChannels; ci++) {
+              const xv = xs[xBase + ci];
+              const wBase = ((kh * filterWidth + kw) * inChannels + ci) * outChannels;
+              for (let co = 0; co < outChannels; co++) dw[wBase + co] += xv * dys[dyBase + co];
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * dx = full convolution of dy with the spatially flipped filter, in/out channels swapped
+ * (stride 1). The padding becomes k-1-pad on each side.
+ */
+function makeConv2DBackpropInput(original: KernelFunc) {
+  return ({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo => {
+    const { dy, filter } = inputs;
+    const inputShape = (attrs as unknown as tf.Conv2DBackpropInputAttrs).inputShape;
+    const info = convInfo(inputShape, filter.shape, attrs);
+    const { top, bottom, left, right } = info.padInfo;
+    const kh = info.filterHeight;
+    const kw = info.filterWidth;
+    const pads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right];
+    if (!isUnitStride(info) || pads.some((p) => p < 0)) {
+      return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+    }
+    const flipped = call('Reverse', backend, { x: filter }, { dims: [0, 1] });
+    const w = transpose(backend, flipped, [0, 1, 3, 2]); // [kh, kw, co, ci]
+    const dx = call('Conv2D', backend, { x: dy, filter: w }, {
+      strides: 1, dilations: 1, dataFormat: 'NHWC',
+      pad: [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]],
+    } as unknown as NamedAttrMap);
+    for (const t of [flipped, w]) backend.disposeData(t.dataId);
+    return dx;
+  };
+}
+
+/**
+ * Matrix products with transposed operands, rewritten as products without transposes.
+ * A·Bᵀ is either A·(Bᵀ) (transpose B) or (B·Aᵀ)ᵀ (transpose A and the result): the
+ * cheaper of the two is used, as a [64,1024]·[3136,1024]ᵀ product would otherwise
+ * transpose a 3.2M-element weight matrix every step.
+ */
+function makeTransposeFirst(original: KernelFunc) {
+  const run = (backend: WasmBackend, inputs: Inputs, attrs: NamedAttrMap, a: TensorInfo, b: TensorInfo) =>
+    original({ inputs: { ...inputs, a, b }, attrs: { ...attrs, transposeA: false, transposeB: false }, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+  return ({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo => {
+    const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+    const { a, b } = inputs;
+    if (!transposeA && !transposeB) return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+    const size = (t: TensorInfo) => t.shape.reduce((x, y) => x * y, 1);
+    const fused = Object.keys(inputs).length > 2; // bias / prelu inputs apply to the un-swapped result
+    const temps: TensorInfo[] = [];
+    let out: TensorInfo;
+    if (transposeB && !transposeA && !fused && a.shape.length === b.shape.length) {
+      // Elements transposed: m·k + m·n by the swapped form, n·k by transposing B.
+      const r = a.shape.length;
+      const [m, k, n] = [a.shape[r - 2], a.shape[r - 1], b.shape[r - 2]];
+      if (m * k + m * n < n * k) {
+        const aT = swapLastTwo(backend, a);
+        const bAT = run(backend, inputs, attrs, b, aT); // [n, m]
+        out = swapLastTwo(backend, bAT);
+        for (const t of [aT, bAT]) backend.disposeData(t.dataId);
+        return out;
+      }
+    }
+    const a2 = transposeA ? swapLastTwo(backend, a) : a;
+    const b2 = transposeB ? swapLastTwo(backend, b) : b;
+    if (transposeA) temps.push(a2);
+    if (transposeB) temps.push(b2);
+    out = run(backend, inputs, attrs, a2, b2);
+    for (const t of temps) backend.disposeData(t.dataId);
+    return out;
+  };
+}
+
+/**
+ * MaxPoolGrad as one pass over the wasm heap: each output's gradient goes to the first
+ * maximum of its window (the cpu backend's rule). 2x2/2 pools go to the SIMD kernel of
+ * lib/wasm-fused.ts; this loop covers every other pooling config (NHWC).
+ */
+function maxPoolGrad({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo {
+  const { dy, input } = inputs;
+  const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as tf.MaxPoolGradAttrs;
+  const info = backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const xs = backend.typedArrayFromHeap(input);
+  const dys = backend.typedArrayFromHeap(dy);
+  const out = backend.makeOutput(input.shape, 'float32');
+  if (coversMaxPoolGrad(input.shape, info)) {
+    maxPoolGrad2x2(backend, input, dy, out); // the models' pools: one SIMD pass
+    return out;
+  }
+  const dx = backend.typedArrayFromHeap(out);
+  dx.fill(0);
+  const { batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
+  const { top, left } = info.padInfo;
+  for (let n = 0; n < batchSize; n++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      const y0 = oy * strideHeight - top;
+      for (let ox = 0; ox < outWidth; ox++) {
+        const x0 = ox * strideWidth - left;
+        const dyBase = ((n * outHeight + oy) * outWidth + ox) * C;
+        for (let c = 0; c < C; c++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let fy = 0; fy < filterHeight; fy++) {
+            const y = y0 + fy;
+            if (y < 0 || y >= inHeight) continue;
+            for (let fx = 0; fx < filterWidth; fx++) {
+              const x = x0 + fx;
+              if (x < 0 || x >= inWidth) continue;
+              const i = ((n * inHeight + y) * inWidth + x) * C + c;
+              if (xs[i] > best) { best = xs[i]; at = i; }
+            }
+          }
+          if (at >= 0) dx[at] += dys[dyBase + c];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+let registered = false;
+
+/** The kernels this module installs or replaces (tests cover each). */
+export const WASM_TRAINING_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul', 'MaxPoolGrad'] as const;
+
+/** Registers the training kernels for 'wasm' (idempotent). Call before tf.setBackend('wasm'). */
+export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  registered = true;
+  const replace = (name: string, make: (original: KernelFunc) => KernelFunc) => {
+    const original = tf.getKernel(name, 'wasm');
+    if (!original) throw new Error(`wasm kernel ${name} is missing: tfjs-backend-wasm version mismatch?`);
+    tf.unregisterKernel(name, 'wasm');
+    const config: KernelConfig = { ...original, kernelFunc: make(original.kernelFunc) };
+    tf.registerKernel(config);
+  };
+  if (!tf.getKernel('Conv2DBackpropFilter', 'wasm')) {
+    tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilter as unknown as KernelFunc });
+  }
+  replace('Conv2DBackpropInput', (o) => makeConv2DBackpropInput(o) as unknown as KernelFunc);
+  replace('BatchMatMul', (o) => makeTransposeFirst(o) as unknown as KernelFunc);
+  replace('_FusedMatMul', (o) => makeTransposeFirst(o) as unknown as KernelFunc);
+  replace('MaxPoolGrad', () => maxPoolGrad as unknown as KernelFunc);
+}

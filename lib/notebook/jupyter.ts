@@ -1,0 +1,52 @@
+/**
+ * Jupyter for the notebooks: finds a Python with Jupyter (Debian's is /usr/bin/python3;
+ * the first python3 on PATH may be another one), installs tslab's kernelspec under the
+ * project (.jupyter/, found through JUPYTER_PATH: no system-wide change), and executes
+ * notebooks headless with scripts/execute_notebook.py (nbclient).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { UserError } from '../util/errors';
+import { projectRoot } from '../util/paths';
+
+export function jupyterPath(): string {
+  return path.join(projectRoot(), '.jupyter', 'share', 'jupyter');
+}
+
+/** A Python that can import nbclient and nbformat: $JUPYTER_PYTHON, /usr/bin/python3, python3. */
+export function findJupyterPython(): string {
+  const candidates = [process.env.JUPYTER_PYTHON, '/usr/bin/python3', 'python3'].filter((c): c is string => !!c);
+  for (const py of candidates) {
+    const r = spawnSync(py, ['-c', 'import nbclient, nbformat, notebook'], { encoding: 'utf8' });
+    if (r.status === 0) return py;
+  }
+  throw new UserError('no Python with Jupyter found (tried ' + candidates.join(', ') + '). Install it: ' +
+    'apt-get install jupyter-notebook python3-nbconvert python3-nbclient (Debian/Ubuntu), or pip install notebook nbclient, ' +
+    'and set JUPYTER_PYTHON to that python if it is not the first one.');
+}
+
+/** Installs (or refreshes) the tslab kernelspec in .jupyter/; returns the JUPYTER_PATH to use. */
+export function installKernel(python = findJupyterPython()): string {
+  const root = projectRoot();
+  const tslabBin = path.join(path.dirname(require.resolve('tslab/package.json')), 'bin', 'tslab');
+  const r = spawnSync(process.execPath, [tslabBin, 'install', `--python=${python}`, `--prefix=${path.join(root, '.jupyter')}`, `--binary=${tslabBin}`],
+    { encoding: 'utf8' });
+  if (r.status !== 0) throw new UserError(`tslab install failed: ${r.stderr || r.stdout}`);
+  const spec = path.join(jupyterPath(), 'kernels', 'tslab', 'kernel.json');
+  if (!fs.existsSync(spec)) throw new UserError(`tslab install did not write ${spec}`);
+  return jupyterPath();
+}
+
+export interface NotebookRun { source: string; dest: string; seconds: number; ok: boolean; error?: string }
+
+/** Executes one notebook headless; the executed copy (outputs included) goes to `dest`. */
+export function executeNotebook(source: string, dest: string, python: string, env: NodeJS.ProcessEnv = {}, timeoutS = 1800): NotebookRun {
+  const started = performance.now();
+  const r = spawnSync(python, [path.join(projectRoot(), 'scripts', 'execute_notebook.py'), source, dest, '--timeout', String(timeoutS)], {
+    encoding: 'utf8', env: { ...process.env, ...env, JUPYTER_PATH: jupyterPath() }, timeout: (timeoutS + 60) * 1000,
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const ok = r.status === 0;
+  return { source, dest, seconds, ok, error: ok ? undefined : (r.stderr || r.error?.message || `exit ${r.status}`).trim() };
+}

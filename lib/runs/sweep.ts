@@ -1,0 +1,218 @@
+/**
+ * The 1-vs-8-worker study: trains once per worker count, each in a fresh process with
+ * the line profiler on, then gathers the per-epoch metrics and per-line timings of all
+ * runs into danfo tables (epochs.csv, lines.csv) beside each run's line_profiler text;
+ * and reads a sweep folder back for the report and notebooks.
+ *
+ *   <sweep>/runs/w<N>/        the run folder of each worker count (run-folder.ts)
+ *   <sweep>/train-w<N>.log    its output
+ *   <sweep>/line-profile-w<N>.txt, loop-waits-w<N>.json, epochs.csv, lines.csv,
+ *   lines-by-workers.csv, machine.json   gathered from the runs
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { spawn } from 'node:child_process';
+import type { DataFrame } from 'danfojs-node';
+import type { LineRow } from '../profiling';
+import { dataFrameToCsv } from '../util/csv';
+import { UserError } from '../util/errors';
+import { writeFileAtomic } from '../util/files';
+import { MachineInfo, machineInfo } from '../util/machine';
+import { projectRoot } from '../util/paths';
+import { LoopWaits, RUN_FILES, RunFolder } from './run-folder';
+
+export interface SweepOptions {
+  workers: number[];
+  out: string;
+  /** Training options passed through to every run (--epochs, --data, --limit, ...). */
+  trainArgs: string[];
+  log: (line: string) => void;
+  /** Start every run over instead of resuming or skipping what is there. */
+  fresh?: boolean;
+}
+
+export interface SweepTables {
+  epochs: DataFrame;
+  lines: DataFrame;
+  /** Per source line: total seconds at each worker count (columns time_w1, time_w8, ...). */
+  byLine: LineByWorkers[];
+}
+
+/** A line's time in one epoch at one worker count. */
+export interface TimedLine { function: string; line: number; contents: string; time_s: number; workers: number }
+
+/** One source line's total time (all epochs) at each worker count: `time_w<N>` columns. */
+export type LineByWorkers = { function: string; line: number; contents: string } & Record<string, string | number>;
+
+/** The run folder of one worker count in a sweep. */
+export const runFolder = (out: string, workers: number) => new RunFolder(path.join(out, 'runs', `w${workers}`));
+
+function epochsWanted(trainArgs: string[]): number {
+  const i = trainArgs.indexOf('--epochs');
+  return i >= 0 ? Number(trainArgs[i + 1]) : 5;
+}
+
+/**
+ * Whether every worker count's run of the sweep in `out` has all its epochs and its line
+ * profile, in the current format (lines tagged with what they are).
+ */
+export function sweepComplete(out: string, workers: number[], epochs: number): boolean {
+  return workers.every((w) => {
+    const run = runFolder(out, w);
+    return run.isComplete(epochs, true) && run.readLineProfileRows().every((r) => typeof r.tag === 'string');
+  });
+}
+
+/**
+ * Runs `train` for one worker count in a fresh process, echoing and logging its output.
+ * A complete run is kept; an interrupted one (e.g. by a Slurm time limit) is resumed.
+ * SIGUSR1/SIGTERM are passed on to the training process, which stops cleanly.
+ */
+async function trainOnce(options: SweepOptions, workers: number): Promise<void> {
+  const run = runFolder(options.out, workers);
+  const wanted = epochsWanted(options.trainArgs);
+  if (options.fresh) fs.rmSync(run.dir, { recursive: true, force: true });
+  if (run.isComplete(wanted, true)) {
+    options.log(`=== ${workers} workers: complete in ${run.dir} (${run.readMetrics().length} epochs), kept`);
+    return;
+  }
+  const resume = run.has('lastCheckpoint') ? ['--resume', run.dir] : [];
+  if (!resume.length) fs.rmSync(run.dir, { recursive: true, force: true });
+  const logFile = path.join(options.out, `train-w${workers}.log`);
+  const log = fs.createWriteStream(logFile, { flags: resume.length ? 'a' : 'w' });
+  const args = [path.join(projectRoot(), 'dist', 'bin', 'train.js'), ...options.trainArgs,
+    '--workers', String(workers), '--profile', '--plain', '--out', run.dir, ...resume];
+  options.log(`\n=== ${workers} worker${workers === 1 ? '' : 's'}: node ${args.map((a) => path.relative(process.cwd(), a) || a).join(' ')}`);
+  const child = spawn(process.execPath, ['--enable-source-maps', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  const signals: NodeJS.Signals[] = ['SIGUSR1', 'SIGTERM', 'SIGINT'];
+  for (const sig of signals) process.on(sig, forward);
+  const echo = (stream: NodeJS.ReadableStream) => readline.createInterface({ input: stream }).on('line', (line) => {
+    log.write(`${line}\n`);
+    options.log(`[w${workers}] ${line}`);
+  });
+  echo(child.stdout);
+  echo(child.stderr);
+  const code: number = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+  for (const sig of signals) process.off(sig, forward);
+  await new Promise((resolve) => log.end(resolve));
+  if (code === 3) throw new UserError(`training with ${workers} workers was stopped by a signal; run the same command again to resume`, 3);
+  if (code !== 0) throw new UserError(`training with ${workers} workers failed (exit code ${code}); its output is in ${logFile}`);
+}
+
+/**
+ * Each source line's total time at each worker count, summed over epochs, keyed by
+ * function and line (a profile holds the epoch loop and the training step).
+ */
+export function linesByWorkers(rows: TimedLine[], workers: number[]): LineByWorkers[] {
+  const byKey = new Map<string, LineByWorkers>();
+  for (const r of rows) {
+    const key = `${r.function}:${r.line}`;
+    let row = byKey.get(key);
+    if (!row) {
+      row = { function: r.function, line: r.line, contents: r.contents };
+      for (const w of workers) row[`time_w${w}`] = 0;
+      byKey.set(key, row);
+    }
+    row[`time_w${r.workers}`] = Number(row[`time_w${r.workers}`] ?? 0) + r.time_s;
+  }
+  // Functions in the order they first appear (the epoch loop first), lines in source order.
+  const order = [...new Set(rows.map((r) => r.function))];
+  return [...byKey.values()].sort((a, b) => order.indexOf(a.function) - order.indexOf(b.function) || a.line - b.line);
+}
+
+/** Reads the runs of a sweep folder into danfo tables and writes epochs.csv / lines.csv. */
+export function gatherSweep(out: string, workers: number[]): SweepTables {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const dfd = require('danfojs-node') as typeof import('danfojs-node');
+  const machine = machineInfo();
+  const epochRows: Record<string, string | number>[] = [];
+  const lineRows: LineRow[] = [];
+  for (const w of workers) {
+    const run = runFolder(out, w);
+    const missing = run.missingForProfile() ?? (run.has('loopWaits') ? undefined : RUN_FILES.loopWaits);
+    if (missing) throw new UserError(`${run.dir}: missing ${missing}: did the run with ${w} workers finish?`);
+    const config = run.readConfig();
+    for (const m of run.readMetrics()) {
+      epochRows.push({
+        workers: w, epoch: m.epoch, train_seconds: m.train_seconds, test_seconds: m.test_seconds,
+        samples_per_second: m.samples_per_second, train_loss: m.train_loss, test_loss: m.test_loss,
+        test_accuracy: m.test_accuracy, compute_threads: m.compute_threads ?? 1, backend: m.backend, engine: config.engine, data: config.data.name,
+        train_samples: config.data.train, batch_size: config.options.batchSize, ...machine,
+      });
+    }
+    lineRows.push(...run.readLineProfileRows());
+    fs.copyFileSync(run.file('lineProfileText'), path.join(out, `line-profile-w${w}.txt`));
+    fs.copyFileSync(run.file('loopWaits'), path.join(out, `loop-waits-w${w}.json`));
+  }
+  const epochs = new dfd.DataFrame(epochRows);
+  const lines = new dfd.DataFrame(lineRows);
+  writeFileAtomic(path.join(out, 'epochs.csv'), dataFrameToCsv(epochs));
+  writeFileAtomic(path.join(out, 'lines.csv'), dataFrameToCsv(lines));
+  writeFileAtomic(path.join(out, 'machine.json'), JSON.stringify(machine, null, 2) + '\n');
+  const byLine = linesByWorkers(lineRows as (LineRow & TimedLine)[], workers);
+  writeFileAtomic(path.join(out, 'lines-by-workers.csv'), dataFrameToCsv(new dfd.DataFrame(byLine)));
+  return { epochs, lines, byLine };
+}
+
+/** Trains once per worker count (fresh processes), then gathers the tables. */
+export async function runSweep(options: SweepOptions): Promise<SweepTables> {
+  fs.mkdirSync(options.out, { recursive: true });
+  for (const w of options.workers) await trainOnce(options, w);
+  return gatherSweep(options.out, options.workers);
+}
+
+export interface EpochRow {
+  workers: number; epoch: number; train_seconds: number; test_accuracy: number; train_loss: number; test_loss: number; samples_per_second: number;
+  /** Threads computing each step (absent in runs from before data-parallel training: 1). */
+  compute_threads?: number;
+}
+export type SweepLine = Pick<LineRow, 'file' | 'function' | 'line' | 'contents' | 'hits' | 'time_s' | 'tag'> & { workers: number; epoch: number };
+
+/** A sweep folder's results, as the report and notebooks use them. */
+export interface SweepData {
+  dir: string;
+  workers: number[];
+  epochs: EpochRow[];
+  lines: SweepLine[];
+  waits: LoopWaits[];
+  machine: MachineInfo;
+  /** From the runs' config.json. */
+  config: { backend: string; engine: string; backendLine?: string; data: string; note: string; train: number; test: number; epochs: number; batchSize: number; model: string };
+  texts: Record<number, string>;
+}
+
+/** Reads a sweep folder written by `npm run profile` (or `npm run report`). */
+export function readSweep(dir: string): SweepData {
+  const runs = path.join(dir, 'runs');
+  if (!fs.existsSync(runs)) throw new UserError(`${dir}: no runs/ folder: not a sweep written by npm run profile`);
+  const workers = fs.readdirSync(runs).filter((d) => /^w\d+$/.test(d)).map((d) => Number(d.slice(1))).sort((a, b) => a - b);
+  if (workers.length < 2) throw new UserError(`${dir}: a sweep needs runs for at least two worker counts, found ${workers.length}`);
+  const data: SweepData = { dir, workers, epochs: [], lines: [], waits: [], machine: unknownMachine(), config: undefined!, texts: {} };
+  for (const w of workers) {
+    const run = runFolder(dir, w);
+    const missing = run.missingForProfile();
+    if (missing) throw new UserError(`${run.dir}: missing ${missing} (was the run interrupted? rerun with --fresh)`);
+    data.epochs.push(...run.readMetrics().map((e) => ({ ...e, workers: w })));
+    const rows = run.readLineProfileRows() as unknown as SweepLine[];
+    if (rows.some((r) => r.tag === undefined)) {
+      throw new UserError(`${run.dir}: line profile recorded by an older version (its lines carry no phase tags); rerun the sweep (--fresh)`);
+    }
+    data.lines.push(...rows);
+    data.waits.push(...run.readLoopWaits());
+    data.texts[w] = run.readLineProfileText();
+    const c = run.readConfig();
+    data.config ??= {
+      backend: c.backend, engine: c.engine, backendLine: c.backend_line, data: c.data.name, note: c.data.note, train: c.data.train, test: c.data.test,
+      epochs: c.options.epochs, batchSize: c.options.batchSize, model: c.options.model,
+    };
+  }
+  const machineFile = path.join(dir, 'machine.json');
+  if (fs.existsSync(machineFile)) data.machine = JSON.parse(fs.readFileSync(machineFile, 'utf8')) as MachineInfo;
+  return data;
+}
+
+function unknownMachine(): MachineInfo {
+  return { cpu_model: 'unknown', cpus: 0, memory_gb: 0, node: '', tfjs: '', slurm_job_id: '', slurm_cpus_per_task: '', hostname: '' };
+}

@@ -1,0 +1,233 @@
+/**
+ * Data-parallel training on CPU cores. The wasm backend runs on one thread (tfjs turns
+ * its threaded build off in Node), so each extra core gets a replica: a worker thread
+ * with its own backend, model and optimizer (training/replica-worker.ts). A step splits the
+ * batch into one contiguous part per replica (this thread keeps the first), each computes
+ * its part's gradients, and the gradients are summed through shared memory
+ * (engine/allreduce.ts). Every replica then applies the same update to the same sums, so
+ * the weights stay identical without being sent; `sync` sends them anyway at each epoch
+ * start (and after a resume). The loss of a part is weighted by its share of the rows,
+ * so the sums are the whole batch's mean loss and gradients, as with one thread.
+ *
+ * Like PyTorch's DistributedDataParallel: dropout draws differ from a single-thread run
+ * (each replica has its own stream), and batch norm normalises each part by its own
+ * statistics; its running averages are the main thread's (sent to all at each sync).
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { StepMemory, allocateStepMemory, splitRows } from '../engine/allreduce';
+import type { Batch } from '../data/loader';
+import { OptimizerName, withOptimizerWeights } from './optim';
+import { UserError } from '../util/errors';
+import { PendingReplies } from '../util/pending-replies';
+import { GradientReducer, Part, trainableVariables } from './step';
+import { slurmCpus } from '../util/machine';
+
+export interface WireTensor { name?: string; shape: number[]; dtype: tf.DataType; data: Float32Array | Int32Array | Uint8Array }
+
+export interface ReplicaInit {
+  shared: ReturnType<typeof allocateStepMemory>;
+  replica: number;
+  model: string;
+  seed: number;
+  backend: 'wasm' | 'cpu';
+  optimizer: { name: OptimizerName; lr: number; momentum: number };
+}
+
+export type ReplicaRequest =
+  | { type: 'sync'; id: number; weights: WireTensor[]; optimizer: WireTensor[]; lr: number; seed: number; epoch: number }
+  | { type: 'step'; step: number; images: Float32Array; labels: Int32Array; size: number; weight: number }
+  | { type: 'weights'; id: number };
+
+export type ReplicaReply =
+  | { type: 'ready' }
+  | { type: 'done'; id: number }
+  | { type: 'weights'; id: number; weights: WireTensor[] }
+  | { type: 'error'; message: string; stack?: string };
+
+/** A request that expects a reply, before its id is assigned. */
+type Question = Extract<ReplicaRequest, { id: number }> extends infer Q ? Q extends unknown ? Omit<Q, 'id'> : never : never;
+
+/** Most replicas chosen by default: the batch of 64 is split this many ways at most. */
+export const MAX_DEFAULT_THREADS = 4;
+
+/** CPUs this process may use: Slurm's allocation when inside a job, else the machine's. */
+export function availableCpus(env = process.env): number {
+  const slurm = slurmCpus(env);
+  return slurm !== undefined && slurm > 0 ? slurm : os.availableParallelism();
+}
+
+/**
+ * Compute threads for a backend: 1 on libtensorflow (it threads, or runs on the GPU,
+ * itself); otherwise one per available CPU, at most MAX_DEFAULT_THREADS.
+ */
+export function defaultComputeThreads(backend: string, env = process.env): number {
+  if (backend === 'tensorflow') return 1;
+  return Math.max(1, Math.min(availableCpus(env), MAX_DEFAULT_THREADS));
+}
+
+/** Checks a --compute-threads value against the backend. */
+export function checkComputeThreads(threads: number, backend: string): void {
+  if (!Number.isInteger(threads) || threads < 1) throw new UserError(`--compute-threads ${threads}: expected a whole number of at least 1`);
+  if (threads > 1 && backend === 'tensorflow') {
+    throw new UserError(`--compute-threads ${threads}: the tensorflow backend uses all cores (or the GPU) itself; use 1 or leave it unset`);
+  }
+}
+
+function toWire(t: tf.Tensor, name?: string): WireTensor {
+  return { name, shape: t.shape, dtype: t.dtype, data: t.dataSync() as WireTensor['data'] };
+}
+
+const IMAGE_VALUES = 28 * 28;
+
+export interface DataParallelOptions {
+  threads: number;
+  model: string;
+  seed: number;
+  backend: string;
+  optimizer: { name: OptimizerName; lr: number; momentum: number };
+}
+
+/** The replicas of one training run. With 1 thread there are none and nothing is copied. */
+export class DataParallel implements GradientReducer {
+  readonly threads: number;
+  private readonly workers: Worker[] = [];
+  private readonly memory?: StepMemory;
+  private readonly vars: tf.Variable[];
+  private readonly replies = new PendingReplies<ReplicaReply>();
+  private step = -1;
+  /** Rejects when a replica fails; raced against every wait. */
+  private readonly failed: Promise<never>;
+  private rejectFailed!: (e: Error) => void;
+  private closed = false;
+
+  private constructor(model: tf.LayersModel | undefined, readonly options: DataParallelOptions) {
+    this.threads = options.threads;
+    this.vars = model ? trainableVariables(model) : [];
+    this.failed = new Promise<never>((_, reject) => { this.rejectFailed = reject; });
+    this.failed.catch(() => undefined); // observed through the races; never unhandled
+    if (this.threads === 1) return;
+    if (options.backend !== 'wasm' && options.backend !== 'cpu') {
+      throw new Error(`data-parallel replicas run on wasm or cpu, not ${options.backend}`);
+    }
+    const parameters = this.vars.reduce((n, v) => n + v.size, 0);
+    const shared = allocateStepMemory(this.threads, parameters);
+    this.memory = new StepMemory(shared, 0);
+    const script = path.join(__dirname, 'replica-worker.js');
+    for (let r = 1; r < this.threads; r++) {
+      const init: ReplicaInit = {
+        shared, replica: r, model: options.model, seed: options.seed,
+        backend: options.backend as ReplicaInit['backend'], optimizer: options.optimizer,
+      };
+      const worker = new Worker(script, { workerData: init });
+      worker.on('message', (m: ReplicaReply) => this.receive(r, m));
+      worker.on('error', (err) => this.fail(new Error(`compute thread ${r} crashed: ${err.message}`, { cause: err })));
+      worker.on('exit', (code) => {
+        if (!this.closed) this.fail(new Error(`compute thread ${r} exited (code ${code})`));
+      });
+      this.workers.push(worker);
+    }
+  }
+
+  /** This thread alone: scatter hands back the whole batch, allReduce its own gradients. */
+  static single(): DataParallel {
+    return new DataParallel(undefined, { threads: 1, model: '', seed: 0, backend: '', optimizer: { name: 'adadelta', lr: 1, momentum: 0 } });
+  }
+
+  /** Starts the replicas (each loads its backend and builds the model) and waits until they are ready. */
+  static async start(model: tf.LayersModel, options: DataParallelOptions): Promise<DataParallel> {
+    const dp = new DataParallel(model, options);
+    if (dp.threads > 1) {
+      const ready = dp.workers.map((w) => new Promise<void>((resolve) => {
+        const onReady = (m: ReplicaReply) => {
+          if (m.type !== 'ready') return;
+          w.off('message', onReady);
+          resolve();
+        };
+        w.on('message', onReady);
+      }));
+      try {
+        await Promise.race([Promise.all(ready), dp.failed]);
+      } catch (err) {
+        await dp.close();
+        throw err;
+      }
+    }
+    return dp;
+  }
+
+  private receive(r: number, m: ReplicaReply): void {
+    if (m.type === 'error') {
+      const err = new Error(`compute thread ${r} failed: ${m.message}`);
+      err.stack = `${err.message}\n--- compute thread stack ---\n${m.stack ?? '(none)'}`;
+      this.fail(err);
+    } else if (m.type === 'done' || m.type === 'weights') {
+      this.replies.take(m.id)?.resolve(m);
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.replies.failure) return;
+    this.memory?.abort();
+    this.rejectFailed(err);
+    this.replies.failAll(err);
+  }
+
+  private request(worker: Worker, message: Question): Promise<ReplicaReply> {
+    return this.replies.request(undefined, (id) => worker.postMessage({ ...message, id }));
+  }
+
+  /**
+   * Sends the main thread's weights, optimizer state and learning rate to every replica,
+   * and seeds its dropout for the epoch. Call before each epoch.
+   */
+  async sync(model: tf.LayersModel, optimizer: tf.Optimizer, lr: number, seed: number, epoch: number): Promise<void> {
+    if (this.threads === 1) return;
+    const weights = model.getWeights().map((t) => toWire(t));
+    const wire = await withOptimizerWeights(optimizer, (state) => state.map((w) => toWire(w.tensor, w.name)));
+    await Promise.all(this.workers.map((w) =>
+      this.request(w, { type: 'sync', weights, optimizer: wire, lr, seed, epoch })));
+  }
+
+  /** Hands the other parts of the batch to the replicas; returns this thread's part. */
+  scatter(batch: Batch): Part {
+    if (this.threads === 1) return { images: batch.images, labels: batch.labels, size: batch.size, weight: 1 };
+    if (this.replies.failure) throw this.replies.failure;
+    const step = ++this.step;
+    const rows = splitRows(batch.size, this.threads);
+    rows.slice(1).forEach(([start, size], i) => {
+      const images = batch.images.slice(start * IMAGE_VALUES, (start + size) * IMAGE_VALUES);
+      const labels = batch.labels.slice(start, start + size);
+      const message: ReplicaRequest = { type: 'step', step, images, labels, size, weight: size / batch.size };
+      this.workers[i].postMessage(message, [images.buffer, labels.buffer]);
+    });
+    const size = rows[0][1];
+    return { images: batch.images.subarray(0, size * IMAGE_VALUES), labels: batch.labels.subarray(0, size), size, weight: size / batch.size };
+  }
+
+  /**
+   * This thread's loss and gradients in, the whole batch's out: summed with every
+   * replica's (waiting for them). Takes ownership of (disposes) the tensors given.
+   */
+  async allReduce(loss: tf.Scalar, grads: tf.NamedTensorMap): Promise<{ loss: tf.Scalar; grads: tf.NamedTensorMap }> {
+    if (this.threads === 1) return { loss, grads };
+    const memory = this.memory!;
+    return memory.allReduce(this.step, this.vars, loss, grads, () => memory.wait(this.step, this.failed));
+  }
+
+  /** Each replica's weights (replica 1 first), for checking that they match this thread's. */
+  async replicaWeights(): Promise<Float32Array[][]> {
+    const replies = await Promise.all(this.workers.map((w) => this.request(w, { type: 'weights' })));
+    return replies.map((r) => (r as Extract<ReplicaReply, { type: 'weights' }>).weights.map((w) => w.data as Float32Array));
+  }
+
+  /** Ends the replicas (also while they wait in a step). Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.memory?.abort();
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,32 @@
+/** The reference's test pass: average NLL and accuracy over a split, without dropout. */
+import * as tf from '@tensorflow/tfjs';
+import type { Split } from '../data/dataset';
+import { DataLoader } from '../data/loader';
+import { nllLoss } from './loss';
+
+export interface TestResult { loss: number; correct: number; total: number; accuracy: number }
+
+/** Average NLL and accuracy over a split, in batches of `batchSize` (no dropout). */
+export async function evaluate(model: tf.LayersModel, split: Split, batchSize: number): Promise<TestResult> {
+  const loader = new DataLoader(split, { batchSize });
+  let lossSum = 0;
+  let correct = 0;
+  for await (const batch of loader) {
+    const [l, c] = tf.tidy(() => {
+      const data = tf.tensor4d(batch.images, [batch.size, 28, 28, 1]);
+      const target = tf.tensor1d(batch.labels, 'int32');
+      const out = model.apply(data, { training: false }) as tf.Tensor;
+      return [nllLoss(out, target).mul(batch.size), out.argMax(1).equal(target).sum()];
+    });
+    lossSum += (await l.data())[0];
+    correct += (await c.data())[0];
+    tf.dispose([l, c]);
+  }
+  const total = split.count;
+  return { loss: lossSum / total, correct, total, accuracy: (100 * correct) / total };
+}
+
+/** `Test set: Average loss: 0.1124, Accuracy: 1935/2000 (96.75%)`, as the reference prints it. */
+export function testLogLine(test: TestResult): string {
+  return `\nTest set: Average loss: ${test.loss.toFixed(4)}, Accuracy: ${test.correct}/${test.total} (${test.accuracy.toFixed(2)}%)\n`;
+}

@@ -1,0 +1,55 @@
+/** The training options (`npm run train`'s flags), their defaults, and the checks made before a run starts. */
+import type { BackendRequest } from '../engine/backend';
+import { UserError } from '../util/errors';
+import { slurmCpus } from '../util/machine';
+import type { OptimizerName } from './optim';
+
+export interface TrainOptions {
+  model: string;
+  /** 'embedded' or a folder of IDX files. */
+  data: string;
+  download: boolean;
+  epochs: number;
+  batchSize: number;
+  testBatchSize: number;
+  lr: number;
+  gamma: number;
+  optimizer: OptimizerName;
+  momentum: number;
+  seed: number;
+  logInterval: number;
+  limit?: number;
+  /** DataLoader worker threads for training (0 = main thread). */
+  workers: number;
+  /**
+   * Threads computing each step, data parallel (training/data-parallel.ts); default: one per
+   * available CPU (at most 4) on wasm and cpu, 1 on tensorflow.
+   */
+  computeThreads?: number;
+  backend: BackendRequest;
+  /** Output folder; default runs/<timestamp>. */
+  out?: string;
+  /** A run folder to continue from its last checkpoint. */
+  resume?: string;
+  /** Line-profile the training loop (also on with LINE_PROFILE=1). */
+  profile?: boolean;
+  /** Allow more DataLoader workers than the CPUs Slurm allocated (SLURM_CPUS_PER_TASK). */
+  allowOversubscribe?: boolean;
+}
+
+export const DEFAULTS: TrainOptions = {
+  model: 'net', data: 'embedded', download: false, epochs: 5, batchSize: 64, testBatchSize: 1000,
+  lr: 1.0, gamma: 0.7, optimizer: 'adadelta', momentum: 0, seed: 1, logInterval: 10, workers: 1, backend: 'auto',
+};
+
+/**
+ * Refuses more workers than the CPUs Slurm gave the job, so that the batch script and
+ * the code cannot disagree silently.
+ */
+export function checkWorkersAgainstSlurm(workers: number, allowOversubscribe = false, env = process.env): void {
+  const cpus = slurmCpus(env);
+  if (cpus === undefined || workers <= cpus || allowOversubscribe) return;
+  throw new UserError(`--workers ${workers} is more than the ${cpus} CPU${cpus === 1 ? '' : 's'} Slurm allocated to this job ` +
+    `(SLURM_CPUS_PER_TASK=${cpus}). Ask for them (sbatch --cpus-per-task=${workers}), use --workers ${cpus}, ` +
+    'or pass --allow-oversubscribe to run anyway.');
+}

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { MNIST_FILES } from '../../lib/data/mnist-files';
+import { runCli, tmpDir, writeDataFolder } from '../helpers';
+
+function assertUserError(args: string[], pattern: RegExp): void {
+  const r = runCli('train', args);
+  assert.notEqual(r.status, 0, `exit status for ${args.join(' ')}`);
+  assert.match(r.stderr, pattern);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+}
+
+describe('train CLI: bad input gets a clear error and a non-zero exit', () => {
+  it('--epochs 0', () => assertUserError(['--epochs', '0'], /option '--epochs <n>' argument '0' is invalid\. expected a positive integer/));
+  it('--batch-size -1', () => assertUserError(['--batch-size', '-1'], /--batch-size <n>' argument '-1' is invalid\. expected a positive integer/));
+  it('an unknown --backend', () => assertUserError(['--backend', 'metal'], /argument 'metal' is invalid\. Allowed choices are auto, tensorflow, wasm, cpu/));
+  it('a missing data folder', () => assertUserError(['--data', '/nonexistent/mnist'], /^error: \/nonexistent\/mnist: data folder does not exist/m));
+  it('a corrupted data file', () => {
+    const dir = writeDataFolder(tmpDir());
+    const file = path.join(dir, MNIST_FILES.trainImages);
+    fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 1000));
+    assertUserError(['--data', dir, '--backend', 'wasm'], new RegExp(`error: ${file}: truncated: header says 40x28x28`));
+  });
+  it('--resume of a folder that is not a run', () => assertUserError(['--resume', tmpDir()], /not a run folder \(no config\.json\)/));
+
+  it('npm run doctor names the backends, GPUs, CUDA libraries, cores, Chromium and Jupyter, with fixes', () => {
+    const r = runCli('doctor', []);
+    assert.match(r.stdout, /✓ backend wasm: wasm \(SIMD, 1 thread\)/);
+    assert.match(r.stdout, /backend tensorflow \(tfjs-node-gpu\): /);
+    assert.match(r.stdout, /CUDA\/cuDNN libraries for tfjs-node-gpu: /);
+    assert.match(r.stdout, /✓ CPU cores: \d+/);
+    assert.match(r.stdout, /Chromium \(PDF reports, the main job\): /);
+    for (const line of r.stdout.split('\n').filter((l) => l.startsWith('✗'))) {
+      assert.ok(r.stdout.includes(`${line}\n    fix: `), `no fix for: ${line}`);
+    }
+    const ready = /This machine can run the main job\./.test(r.stdout);
+    assert.equal(r.status, ready ? 0 : 1);
+  });
+
+  it('--help explains the options', () => {
+    const r = runCli('train', ['--help']);
+    assert.equal(r.status, 0);
+    for (const flag of ['--epochs', '--batch-size', '--test-batch-size', '--lr', '--gamma', '--optimizer', '--momentum', '--seed', '--limit', '--backend', '--data', '--download', '--resume']) {
+      assert.ok(r.stdout.includes(flag), flag);
+    }
+  });
+
+  it('trains from a data folder end to end (plain output when not a terminal)', () => {
+    const out = tmpDir();
+    const r = runCli('train', ['--data', writeDataFolder(tmpDir(), 64, 20), '--epochs', '1', '--batch-size', '32', '--out', out, '--backend', 'wasm']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Train Epoch: 1 \[0\/64 \(0%\)\]/);
+    assert.match(r.stdout, /Test set: Average loss: .*Accuracy: \d+\/20 /);
+    assert.doesNotMatch(r.stdout, /\u001b\[/, 'no terminal escape codes in a log');
+    assert.ok(fs.existsSync(path.join(out, 'last.ckpt')));
+  });
+});

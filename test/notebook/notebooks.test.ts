@@ -1,0 +1,80 @@
+/**
+ * Executes every notebook headless through Jupyter (nbclient) with the tslab kernel and
+ * tiny parameters, and checks what they show. Skipped, visibly, without Jupyter.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { executeNotebook, findJupyterPython, installKernel } from '../../lib/notebook/jupyter';
+import { runCli, tmpDir } from '../helpers';
+
+let python = '';
+try {
+  python = findJupyterPython();
+} catch { /* reported below */ }
+const skip = python ? false : 'SKIPPED: no Python with Jupyter (apt-get install jupyter-notebook python3-nbconvert python3-nbclient)';
+if (skip) process.stdout.write(`# ${skip}\n`);
+
+interface Output { output_type: string; name?: string; text?: string | string[]; data?: Record<string, string | string[]> }
+const join = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : v ?? '');
+function outputs(file: string): { text: string; html: string } {
+  const nb = JSON.parse(fs.readFileSync(file, 'utf8')) as { cells: { outputs?: Output[] }[] };
+  const all = nb.cells.flatMap((c) => c.outputs ?? []);
+  return {
+    text: all.filter((o) => o.output_type === 'stream').map((o) => join(o.text)).join(''),
+    html: all.map((o) => join(o.data?.['text/html'])).join('\n'),
+  };
+}
+const kernels = () => new Set(spawnSync('pgrep', ['-f', 'tslab/bin/tslab kernel'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean));
+
+describe('notebooks (headless, real Jupyter + tslab)', { skip }, () => {
+  const out = tmpDir('notebooks-');
+
+  it('npm run notebooks executes all four with the test parameters and writes executed copies', () => {
+    const r = runCli('notebooks', ['--out', out], { EPOCHS: '1', LIMIT: '256', WORKERS: '1,2' }, 900_000);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /All notebooks ran\./);
+    const names = ['01-architecture', '02-training', '03-workers-profiling', '04-report'];
+    for (const n of names) assert.ok(fs.existsSync(path.join(out, `${n}.ipynb`)), n);
+
+    const arch = outputs(path.join(out, '01-architecture.ipynb'));
+    assert.match(arch.text, /Total params: 3,274,634/);
+    assert.match(arch.html, /<table class="dataframe">[\s\S]*Conv2d-1/);
+    assert.match(arch.html, /<svg[\s\S]*Conv2d-1/);
+
+    const train = outputs(path.join(out, '02-training.ipynb'));
+    assert.match(train.text, /Final test accuracy: \d+\.\d\d% \(\d+\/2000\) after 1 epochs on wasm/);
+    assert.match(train.html, /class="plotly-chart"[\s\S]*Plotly\.newPlot/);
+    assert.match(train.html, /Test digits: predicted \(probability\), true label/);
+    assert.match(train.html, /Confusion matrix \(rows: true, columns: predicted\)/);
+
+    const prof = outputs(path.join(out, '03-workers-profiling.ipynb'));
+    assert.match(prof.html, /Timer unit: 1e-06 s/);
+    assert.match(prof.html, /<table class="dataframe"><thead><tr><th>function<\/th><th>line<\/th><th>contents<\/th><th>time_w1<\/th><th>time_w2<\/th>/);
+    assert.match(prof.html, /Plotly\.newPlot/);
+    assert.match(prof.text, /Speedup of 2 over 1 workers: \d+\.\d\d×/);
+
+    const report = outputs(path.join(out, '04-report.ipynb'));
+    assert.match(report.html, /architecture\.pdf[\s\S]*profiling\.pdf/);
+  });
+
+  it('reports the failing notebook, cell and real error message, and leaves no kernel running', () => {
+    installKernel(python);
+    const before = kernels();
+    const dir = tmpDir('nb-fail-');
+    const source = path.join(dir, 'broken.ipynb');
+    const cell = (src: string) => ({ cell_type: 'code', id: Math.random().toString(16).slice(2, 10), metadata: {}, execution_count: null, outputs: [], source: src });
+    fs.writeFileSync(source, JSON.stringify({
+      cells: [cell('const a = 1;'), cell("throw new Error('the data folder /nope does not exist');"), cell('console.log("never")')],
+      metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } }, nbformat: 4, nbformat_minor: 5,
+    }));
+    const run = executeNotebook(source, path.join(dir, 'out', 'broken.ipynb'), python, {}, 120);
+    assert.equal(run.ok, false);
+    assert.match(run.error!, /broken\.ipynb: cell 1 failed:\n--- cell source ---\nthrow new Error/);
+    assert.match(run.error!, /--- error ---[\s\S]*Error: the data folder \/nope does not exist/);
+    assert.ok(fs.existsSync(path.join(dir, 'out', 'broken.ipynb')), 'partial outputs are kept');
+    assert.deepEqual([...kernels()].filter((pid) => !before.has(pid)), [], 'no tslab kernel of ours left running');
+  });
+});
