@@ -1,0 +1,6 @@
+/** `mnist-profiling-lab/notebook`: display helpers for tslab notebooks, figures of results, and Jupyter itself. */
+export { grayPng, htmlTable, notebookProgress, plotlyHtml, showPlot, showTable } from './display';
+export { confusionMatrix, digitGrid, mostConfidentlyWrong, probabilityBars } from './visuals';
+export type { Prediction } from './visuals';
+export { executeNotebook, findJupyterPython, installKernel, jupyterPath } from './jupyter';
+export type { Figure } from '../util/html';
