@@ -41,9 +41,9 @@ function run(cmd: string, args: string[]): string | undefined {
 }
 
 /** The browser the report would render with (the renderer's own lookup), or why there is none. */
-function chromium(): { found?: string; detail: string } {
+async function chromium(): Promise<{ found?: string; detail: string }> {
   try {
-    const c = findChromium();
+    const c = await findChromium();
     return { found: c.path, detail: `${c.path} (${c.source})` };
   } catch (err) {
     return { detail: (err as Error).message };
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   const slurm = process.env.SLURM_CPUS_PER_TASK ? `, Slurm job ${process.env.SLURM_JOB_ID} allocates ${process.env.SLURM_CPUS_PER_TASK}` : '';
   checks.push({ name: 'CPU cores', ok: true, detail: `${cpus} (${os.cpus()[0]?.model ?? 'unknown model'})${slurm}` });
 
-  const browser = chromium();
+  const browser = await chromium();
   checks.push({ name: 'Chromium (PDF reports, the main job)', ok: !!browser.found, detail: browser.found ? browser.detail : 'not found', required: true,
     fix: 'apt-get install chromium, or set PUPPETEER_EXECUTABLE_PATH to a Chrome/Chromium binary' });
   let jupyter = '';

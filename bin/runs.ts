@@ -3,13 +3,13 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { runMain, UserError } from '../lib/util/errors';
-import { projectRoot } from '../lib/util/paths';
+import { runsRoot } from '../lib/util/paths';
 import { compareRuns, findRuns, formatRunsTable } from '../lib/runs/list';
 
 runMain(async () => {
   const program = new Command('runs')
     .description('List training runs (config, metrics, checkpoints in each run folder), or compare two.')
-    .option('--root <dir>', 'where to look for run folders', path.join(projectRoot(), 'runs'))
+    .option('--root <dir>', 'where to look for run folders', runsRoot())
     .option('--compare <dirs...>', 'two run folders to compare side by side')
     .option('--html <file>', 'where --compare writes its chart (default: runs/compare.html)')
     .parse();
@@ -20,10 +20,13 @@ runMain(async () => {
     process.stdout.write(`${compareRuns(path.resolve(o.compare[0]), path.resolve(o.compare[1]), html)}\n\nChart: ${html}\n`);
     return;
   }
-  const runs = findRuns(o.root);
-  if (!runs.length) {
-    process.stdout.write(`No runs under ${o.root} yet (npm run train writes one).\n`);
-    return;
+  const damaged: { dir: string; reason: string }[] = [];
+  const runs = findRuns(o.root, damaged);
+  if (runs.length) process.stdout.write(`${formatRunsTable(runs, o.root)}\n`);
+  else if (!damaged.length) process.stdout.write(`No runs under ${o.root} yet (npm run train writes one).\n`);
+  if (damaged.length) {
+    process.stderr.write(`\n${damaged.length} damaged run folder${damaged.length === 1 ? '' : 's'}, not listed:\n` +
+      damaged.map((d) => `  ${d.reason}`).join('\n') + '\n');
+    process.exitCode = 2;
   }
-  process.stdout.write(`${formatRunsTable(runs, o.root)}\n`);
 });

@@ -30,8 +30,8 @@ const program = new Command('train')
     'default: one per CPU, at most 4, on wasm/cpu; 1 on tensorflow)', positiveInt)
   .addOption(new Option('--backend <name>', 'tfjs backend; auto prefers tfjs-node-gpu, then tfjs-node, wasm, cpu')
     .choices(BACKEND_REQUESTS).default(DEFAULTS.backend))
-  .option('--out <dir>', 'run folder for config, metrics and checkpoints (default: runs/<timestamp>)')
-  .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint')
+  .option('--out <dir>', 'run folder for config, metrics and checkpoints (default: runs/<timestamp>); never one that holds a run already')
+  .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint, with its own settings (an option given with another value is refused; --epochs may be raised)')
   .option('--profile', 'line-profile the training loop (as LINE_PROFILE=1); writes line-profile.txt/.json to the run folder', false)
   .option('--allow-oversubscribe', 'allow more --workers than SLURM_CPUS_PER_TASK inside a Slurm job', false)
   .option('--plain', 'plain log lines even on a terminal (no progress bar)', false)
@@ -39,13 +39,17 @@ const program = new Command('train')
 Output: the model summary, "Train Epoch: ..." lines every --log-interval batches and a
 "Test set: ..." line per epoch, as the PyTorch reference prints them. The run folder holds
 config.json, metrics.jsonl (one line per epoch), last.ckpt (after every epoch) and best.ckpt.
+One process writes a run folder at a time; a second is refused, naming the first.
+
+Exit codes: 0 done, 1 internal error, 2 bad input or a fault in the run folder (the message says
+which file and what to do), 3 stopped by a signal (resumable with --resume).
 
 Environment: MNIST_MIRRORS (comma-separated base URLs for --download).
 
 Examples:
   npm run train                                  # 5 epochs on the embedded digits
   npm run train -- --epochs 1 --limit 640        # a quick check
-  npm run train -- --data ../shared/data/mnist   # a folder of IDX files
+  npm run train -- --data ~/mnist                # a folder of IDX files
   npm run train -- --resume runs/2026-11-23-10-00-00 --epochs 8`);
 
 runMain(async () => {
@@ -56,6 +60,8 @@ runMain(async () => {
     testBatchSize: o.testBatchSize, lr: o.lr, gamma: o.gamma, optimizer: o.optimizer as OptimizerName,
     momentum: o.momentum, seed: o.seed, logInterval: o.logInterval, limit: o.limit, workers: o.workers, computeThreads: o.computeThreads,
     backend: o.backend as BackendRequest, out: o.out, resume: o.resume, profile: o.profile, allowOversubscribe: o.allowOversubscribe,
+    // With --resume only the options written on the command line are held against the run's.
+    given: Object.keys(o).filter((k) => program.getOptionValueSource(k) === 'cli'),
   }, createProgress(o.plain)).then((r) => {
     if (r.interrupted) process.exitCode = 3; // stopped early on a signal; resumable
   });

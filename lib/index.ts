@@ -57,6 +57,6 @@ export { gatherSweep, linesByWorkers, readSweep, runSweep, sweepComplete } from 
 export type { SweepData, SweepOptions, SweepTables } from './runs/sweep';
 
 // Where things are.
-export { dataRoot, projectRoot } from './util/paths';
+export { dataRoot, projectRoot, runsRoot } from './util/paths';
 export { machineInfo } from './util/machine';
 export type { MachineInfo } from './util/machine';

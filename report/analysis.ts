@@ -102,6 +102,15 @@ export function analyse(data: SweepData): Analysis {
     .filter((p) => lowLines.some((l) => l.tag === p.phase));
 
   const s: string[] = [];
+  if (data.differences.length) {
+    s.push(`Not like for like: the runs were measured under different conditions (${data.differences.join('; ')}). ` +
+      'Part of any difference below may come from those conditions rather than from the number of workers; measure both on the same machine and allocation to compare the workers alone.');
+  }
+  // The CPUs the run with more workers had, from its own record.
+  const highRun = data.provenance.find((p) => p.workers === highW);
+  const slurmCpus = Number(highRun?.slurm_cpus_per_task) || 0;
+  const cpus = slurmCpus || highRun?.cpus || 0;
+  const cores = cpus ? `${cpus} CPU core${cpus === 1 ? '' : 's'}` : 'CPU cores (their number was not recorded)';
   const lowShare = low.headerSeconds / low.totalLineSeconds;
   const highShare = high.headerSeconds / high.totalLineSeconds;
   const stepShare = low.stepSeconds / low.totalLineSeconds;
@@ -125,7 +134,7 @@ export function analyse(data: SweepData): Analysis {
       `more of them ready when it asks.`);
   } else if (delta > 0 && Math.abs(relative) >= 0.1) {
     s.push(`More workers did not bring batches sooner here: the extra threads compete with the training step for ` +
-      `the same ${data.machine.cpus} CPU core${data.machine.cpus === 1 ? '' : 's'}, and handing over each batch costs more than building it.`);
+      `the same ${cores}.`);
   } else {
     s.push(`Batches were already ready when the loop asked for them with ${lowW} worker${lowW === 1 ? '' : 's'}, so adding workers had little to remove.`);
   }
@@ -143,11 +152,11 @@ export function analyse(data: SweepData): Analysis {
     : `The runs computed each step on ${threads(low.computeThreads)} (${lowW} worker${lowW === 1 ? '' : 's'}) and ${threads(high.computeThreads)} ` +
       `(${highW} workers), one per CPU they were given: part of the difference in epoch time is computation, not data loading.`);
 
-  const cpus = Number(data.machine.slurm_cpus_per_task) || data.machine.cpus;
-  const limit = highW > cpus
-    ? `${highW} workers are more than the ${cpus} CPU core${cpus === 1 ? '' : 's'} available${data.machine.slurm_cpus_per_task ? ' to this Slurm job' : ''}, ` +
+  const limit = cpus && highW > cpus
+    ? `${highW} workers are more than the ${cores} available${slurmCpus ? ` to its Slurm job${highRun?.slurm_job_id ? ` ${highRun.slurm_job_id}` : ''}` : ''}, ` +
       `and the training step itself needs ${pct(stepShare)} of the time on the CPU backend (${data.config.backend}), so workers and step share the cores.`
-    : `${highW} workers fit in the ${cpus} CPU cores available, so they need not take cores from the training step.`;
+    : cpus ? `${highW} workers fit in the ${cores} available, so they need not take cores from the training step.`
+      : `the run's CPU count was not recorded, so whether ${highW} workers had cores of their own cannot be said.`;
   s.push(`What limits it on this machine: ${limit} Data loading can save at most the waiting time, ${pct(lowShare)} of an epoch ` +
     `with ${lowW} worker${lowW === 1 ? '' : 's'}; the remaining ${pct(1 - lowShare)} is computation that workers do not touch.`);
 

@@ -8,13 +8,19 @@ import path from 'node:path';
 import { initBackend } from '../lib/engine/backend';
 import { UserError } from '../lib/util/errors';
 import { createModel, MODELS } from '../lib/models';
-import { projectRoot } from '../lib/util/paths';
-import { linesByWorkers, readSweep, runSweep, sweepComplete, SweepData } from '../lib/runs/sweep';
+import { projectRoot, runsRoot } from '../lib/util/paths';
+import crypto from 'node:crypto';
+import { autoBackendName } from '../lib/engine/backend';
+import { linesByWorkers, Provenance, provenanceOf, readSweep, runFolder, runSweep, sweepComplete, SweepData } from '../lib/runs/sweep';
+import { defaultComputeThreads } from '../lib/training/data-parallel';
+import { DEFAULTS } from '../lib/training/options';
+import { machineInfo } from '../lib/util/machine';
 import { analyse } from './analysis';
 import { curveFigure, epochTimeFigure, lineTimeFigure, renderSvgs, waitFigure } from './charts';
 import { findChromium } from './chromium';
 import { diagramSvg, modelFacts } from './model-facts';
-import { renderPdf } from './render';
+import { removeTemporaries, renderPdf } from './render';
+import { writeFileAtomic } from '../lib/util/files';
 
 export interface ReportOptions {
   model: string;
@@ -89,21 +95,29 @@ export function architectureMarkdown(modelKey: string): string {
   });
 }
 
+const recorded = (v: unknown, show = (x: unknown) => String(x)) => (v === null || v === undefined || v === '' ? 'not recorded' : show(v));
+
+/** One run's provenance in a sentence: host, CPU, CPUs, Slurm job, memory, versions, backend, threads, when. */
+export function measuredWhere(p: Provenance): string {
+  const slurm = p.slurm_job_id ? `, Slurm job ${p.slurm_job_id} (${recorded(p.slurm_cpus_per_task)} CPUs per task)` : '';
+  return `host ${recorded(p.host)}: ${recorded(p.cpu_model)}, ${recorded(p.cpus)} CPUs available${slurm}, ${recorded(p.memory_gb)} GB; ` +
+    `Node ${recorded(p.node)}, TensorFlow.js ${recorded(p.tfjs)}; ${recorded(p.engine)}, ${recorded(p.compute_threads)} compute ` +
+    `thread${p.compute_threads === 1 ? '' : 's'}; from ${recorded(p.started_at)} to ${recorded(p.finished_at)}`;
+}
+
 export function profilingMarkdown(d: SweepData, charts: Record<string, string>): string {
   const a = analyse(d);
   const [lowW, highW] = [a.low.workers, a.high.workers];
-  const m = d.machine;
-  const env: (string | number)[][] = [
-    ['CPU', `${m.cpu_model}, ${m.cpus} cores available`],
-    ['Memory', `${m.memory_gb} GB`],
+  // Where and when each worker count was measured, from each run's own record.
+  const env: (string | number)[][] = d.provenance.map((p) => [`Measured with ${p.workers} worker${p.workers === 1 ? '' : 's'}`, measuredWhere(p)]);
+  if (d.differences.length) env.push(['Not like for like', d.differences.join('; ')]);
+  env.push(
     ['Backend', d.config.backendLine ?? `${d.config.backend}: ${d.config.engine}`],
-    ['Versions', `Node ${m.node}, TensorFlow.js ${m.tfjs}`],
     ['Data', `${d.config.data}: ${fmt(d.config.train)} training and ${fmt(d.config.test)} test images. ${d.config.note}`],
     ['Training', `${d.config.model}, ${d.config.epochs} epochs, batch ${d.config.batchSize}, workers ${d.workers.join(' and ')}, ` +
       (a.low.computeThreads === a.high.computeThreads ? `${a.low.computeThreads} compute thread${a.low.computeThreads === 1 ? '' : 's'}`
         : `${a.low.computeThreads} and ${a.high.computeThreads} compute threads`)],
-  ];
-  if (m.slurm_job_id) env.push(['Slurm', `job ${m.slurm_job_id}, ${m.slurm_cpus_per_task || '?'} CPUs per task`]);
+  );
 
   // Side by side: total seconds per line (of each profiled function) and worker count.
   const sumOf = (w: number) => d.lines.filter((l) => l.workers === w && l.function === a.loop.function).reduce((x, l) => x + l.time_s, 0);
@@ -140,28 +154,69 @@ export function profilingMarkdown(d: SweepData, charts: Record<string, string>):
   });
 }
 
-/** The sweep folder for a configuration: reused when complete, else run (or rerun with --fresh). */
+/**
+ * What shapes a sweep's timings for this request on this machine: the study (data, model,
+ * epochs, workers, limit, batch size) and the conditions (host, CPU, the CPUs this process
+ * may use, the Slurm job, the backend `auto` picks and its compute threads). Its hash names
+ * the sweep's folder, and a cached sweep's runs must have been measured under these conditions.
+ */
+export function sweepRequest(o: Pick<ReportOptions, 'data' | 'model' | 'epochs' | 'workers' | 'limit'>): { key: string; expect: Partial<Provenance> } {
+  const m = machineInfo();
+  const backend = autoBackendName();
+  const expect: Partial<Provenance> = {
+    host: m.hostname, cpu_model: m.cpu_model, cpus: m.cpus, slurm_job_id: m.slurm_job_id, slurm_cpus_per_task: m.slurm_cpus_per_task,
+    backend, compute_threads: defaultComputeThreads(backend), batch_size: DEFAULTS.batchSize,
+  };
+  const data = o.data === 'embedded' ? 'embedded' : path.resolve(o.data);
+  const study = { data, model: o.model, epochs: o.epochs, workers: o.workers, limit: o.limit ?? null };
+  const hash = crypto.createHash('sha256').update(JSON.stringify({ study, expect })).digest('hex').slice(0, 10);
+  const readable = [path.basename(data), o.model, `e${o.epochs}`, `w${o.workers.join('-')}`, ...(o.limit ? [`n${o.limit}`] : [])].join('_');
+  return { key: `${readable}_${hash}`, expect };
+}
+
+/** Where and when a sweep was measured, in a line for the log. */
+function measuredLine(provenance: Provenance[]): string {
+  const hosts = [...new Set(provenance.map((p) => `${p.host ?? 'an unrecorded host'} (${p.cpu_model ?? '?'}, ${p.cpus ?? '?'} CPUs` +
+    `${p.slurm_job_id ? `, Slurm job ${p.slurm_job_id}` : ''}, ${p.backend ?? '?'}, ${p.compute_threads ?? '?'} compute threads)`))];
+  const starts = provenance.map((p) => p.started_at).filter(Boolean).sort();
+  const ends = provenance.map((p) => p.finished_at).filter(Boolean).sort();
+  return `measured on ${hosts.join(' and ')} from ${starts[0] ?? 'an unrecorded time'} to ${ends.at(-1) ?? 'an unrecorded time'}`;
+}
+
+/**
+ * The sweep folder for a request: a complete sweep measured under the same conditions is
+ * reused (the log says where and when it was measured); anything else is measured anew in
+ * the request's own folder. Inside a Slurm job the job is one of the conditions, so a job
+ * always measures its own sweep unless given --results.
+ */
 export async function ensureResults(o: ReportOptions): Promise<string> {
   if (o.results) {
     if (!fs.existsSync(o.results)) throw new UserError(`--results ${o.results}: no such folder`);
     return path.resolve(o.results);
   }
-  const key = [o.data === 'embedded' ? 'embedded' : path.basename(path.resolve(o.data)), o.model, `e${o.epochs}`,
-    `w${o.workers.join('-')}`, ...(o.limit ? [`n${o.limit}`] : [])].join('_');
-  const dir = path.join(projectRoot(), 'runs', 'report', key);
-  if (sweepComplete(dir, o.workers, o.epochs) && !o.fresh) {
-    o.log(`Reusing the sweep in ${dir} (--fresh runs it again)`);
-    return dir;
+  const request = sweepRequest(o);
+  const dir = path.join(runsRoot(), 'report', request.key);
+  let fresh = o.fresh;
+  if (!fresh && sweepComplete(dir, o.workers, o.epochs)) {
+    const provenance = o.workers.map((w) => provenanceOf(runFolder(dir, w), w));
+    const unlike = provenance.flatMap((p) => Object.entries(request.expect)
+      .filter(([k, v]) => p[k as keyof Provenance] !== v).map(([k, v]) => `${k} ${p[k as keyof Provenance] ?? 'not recorded'} (${p.workers} workers), here ${v}`));
+    if (!unlike.length) {
+      o.log(`Reusing the sweep in ${dir}, ${measuredLine(provenance)} (--fresh measures again)`);
+      return dir;
+    }
+    o.log(`The sweep in ${dir} was measured under other conditions (${unlike.join('; ')}): measuring again`);
+    fresh = true;
   }
   o.log(`Running the ${o.workers.join('-vs-')}-worker sweep (${o.epochs} epochs on ${o.data}) into ${dir}`);
   const trainArgs = ['--epochs', String(o.epochs), '--model', o.model, '--data', o.data, ...(o.limit ? ['--limit', String(o.limit)] : [])];
-  await runSweep({ workers: o.workers, out: dir, trainArgs, log: o.log, fresh: o.fresh });
+  await runSweep({ workers: o.workers, out: dir, trainArgs, log: o.log, fresh, resumeHint: o.fresh ? 'run the same command without --fresh' : 'run the same command again' });
   return dir;
 }
 
 export async function buildReports(o: ReportOptions): Promise<{ architecture: string; profiling: string }> {
   if (!MODELS[o.model]) throw new UserError(`unknown model '${o.model}'`);
-  const chromium = findChromium();
+  const chromium = await findChromium();
   o.log(`Chromium: ${chromium.path} (${chromium.source})`);
   const resultsDir = await ensureResults(o);
   const t0 = performance.now();
@@ -173,15 +228,28 @@ export async function buildReports(o: ReportOptions): Promise<{ architecture: st
   const [lines, epochs, waits, accuracy, loss] = await renderSvgs([
     lineTimeFigure(sweep), epochTimeFigure(sweep), waitFigure(sweep, a.headerLine),
     curveFigure(sweep, 'test_accuracy', 'Test accuracy per epoch', '%'), curveFigure(sweep, 'train_loss', 'Training loss per epoch', 'NLL'),
-  ], chromium.path);
+  ], chromium);
   const noWaits = '<p class="small">No per-step waiting times in these results: they were recorded by an older version (rerun the sweep with --fresh).</p>';
   const profMd = profilingMarkdown(sweep, { lines, epochs, waits: sweep.waits.length ? waits : noWaits, accuracy, loss });
-  fs.mkdirSync(o.out, { recursive: true });
-  fs.writeFileSync(path.join(o.out, 'architecture.md'), archMd);
-  fs.writeFileSync(path.join(o.out, 'profiling.md'), profMd);
   const profiling = path.join(o.out, 'profiling.pdf');
-  await renderPdf(archMd, architecture, `${o.model}: architecture`, chromium.path);
-  await renderPdf(profMd, profiling, `MNIST line profile: ${sweep.workers.join(' vs ')} workers`, chromium.path);
+  // Ctrl-C while rendering: no temporary file is left, and each PDF stays as it was or is whole.
+  const stop = (signal: NodeJS.Signals) => {
+    removeTemporaries();
+    process.stderr.write(`\nStopped by ${signal} while rendering: ${o.out} keeps the PDFs it had; run the same command again to render ` +
+      `(the sweep in ${resultsDir} is kept and reused)\n`);
+    process.exit(130);
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  for (const sig of signals) process.on(sig, stop);
+  o.log(`Rendering ${architecture} and ${profiling}`);
+  try {
+    await renderPdf(archMd, architecture, `${o.model}: architecture`, chromium);
+    writeFileAtomic(path.join(o.out, 'architecture.md'), archMd); // after its PDF: never a source newer than the PDF it made
+    await renderPdf(profMd, profiling, `MNIST line profile: ${sweep.workers.join(' vs ')} workers`, chromium);
+    writeFileAtomic(path.join(o.out, 'profiling.md'), profMd);
+  } finally {
+    for (const sig of signals) process.off(sig, stop);
+  }
   o.log(`Rendered in ${((performance.now() - t0) / 1000).toFixed(1)} s:\n  ${architecture}\n  ${profiling}`);
   return { architecture, profiling };
 }

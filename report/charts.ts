@@ -5,7 +5,7 @@
 import puppeteer from 'puppeteer';
 import { linesByWorkers, SweepData } from '../lib/runs/sweep';
 import { Figure, plotlySource } from '../lib/util/html';
-import { CHROMIUM_ARGS } from './chromium';
+import type { Browser } from './chromium';
 
 
 
@@ -71,8 +71,8 @@ export function curveFigure(d: SweepData, key: 'test_accuracy' | 'train_loss', t
 }
 
 /** Renders figures to SVG strings with Plotly.toImage in one headless page. */
-export async function renderSvgs(figures: Figure[], executablePath: string, timeoutMs = 60_000): Promise<string[]> {
-  const browser = await puppeteer.launch({ executablePath, args: CHROMIUM_ARGS, headless: true, timeout: timeoutMs });
+export async function renderSvgs(figures: Figure[], chromium: Browser, timeoutMs = 60_000): Promise<string[]> {
+  const browser = await puppeteer.launch({ executablePath: chromium.path, args: chromium.args, headless: chromium.headless, timeout: timeoutMs });
   try {
     const page = await browser.newPage();
     page.setDefaultTimeout(timeoutMs);

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { mdToPdf } from 'md-to-pdf';
-import { CHROMIUM_ARGS } from './chromium';
+import type { Browser } from './chromium';
 
 const CSS = `
 body { font-family: 'DejaVu Sans', sans-serif; font-size: 10pt; line-height: 1.4; color: #111; }
@@ -21,14 +21,24 @@ svg { max-width: 100%; height: auto; } .figure { page-break-inside: avoid; margi
 .small { font-size: 8.5pt; color: #444; }
 `;
 
-export async function renderPdf(markdown: string, dest: string, title: string, chromium: string, timeoutMs = 120_000): Promise<void> {
+/** Temporary PDFs being written now: removed if the process is stopped (see removeTemporaries). */
+const temporaries = new Set<string>();
+
+/** Removes the temporary files of renders in progress (on Ctrl-C: no half-written PDF is left). */
+export function removeTemporaries(): void {
+  for (const file of temporaries) fs.rmSync(file, { force: true });
+  temporaries.clear();
+}
+
+export async function renderPdf(markdown: string, dest: string, title: string, chromium: Browser, timeoutMs = 120_000): Promise<void> {
   fs.mkdirSync(path.dirname(dest), { recursive: true });
   const tmp = `${dest}.tmp-${process.pid}.pdf`;
+  temporaries.add(tmp);
   const render = mdToPdf({ content: markdown }, {
     dest: tmp,
     document_title: title,
     css: CSS,
-    launch_options: { executablePath: chromium, args: CHROMIUM_ARGS, headless: true, timeout: timeoutMs },
+    launch_options: { executablePath: chromium.path, args: chromium.args, headless: chromium.headless, timeout: timeoutMs },
     pdf_options: {
       format: 'A4', printBackground: true, displayHeaderFooter: true,
       margin: { top: '16mm', bottom: '18mm', left: '14mm', right: '14mm' },
@@ -38,7 +48,7 @@ export async function renderPdf(markdown: string, dest: string, title: string, c
   });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`rendering ${path.basename(dest)} took longer than ${timeoutMs / 1000} s (Chromium at ${chromium})`)), timeoutMs);
+    timer = setTimeout(() => reject(new Error(`rendering ${path.basename(dest)} took longer than ${timeoutMs / 1000} s (Chromium at ${chromium.path})`)), timeoutMs);
   });
   try {
     await Promise.race([render, timeout]);
@@ -46,5 +56,6 @@ export async function renderPdf(markdown: string, dest: string, title: string, c
   } finally {
     clearTimeout(timer);
     fs.rmSync(tmp, { force: true });
+    temporaries.delete(tmp);
   }
 }

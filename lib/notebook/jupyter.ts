@@ -10,8 +10,13 @@ import { spawnSync } from 'node:child_process';
 import { UserError } from '../util/errors';
 import { projectRoot } from '../util/paths';
 
+/** The kernelspec's prefix: .jupyter/ in the project, or $MNIST_LAB_JUPYTER (the tests use a temporary one). */
+function jupyterPrefix(): string {
+  return path.resolve(process.env.MNIST_LAB_JUPYTER ?? path.join(projectRoot(), '.jupyter'));
+}
+
 export function jupyterPath(): string {
-  return path.join(projectRoot(), '.jupyter', 'share', 'jupyter');
+  return path.join(jupyterPrefix(), 'share', 'jupyter');
 }
 
 /** A Python that can import nbclient and nbformat: $JUPYTER_PYTHON, /usr/bin/python3, python3. */
@@ -30,7 +35,7 @@ export function findJupyterPython(): string {
 export function installKernel(python = findJupyterPython()): string {
   const root = projectRoot();
   const tslabBin = path.join(path.dirname(require.resolve('tslab/package.json')), 'bin', 'tslab');
-  const r = spawnSync(process.execPath, [tslabBin, 'install', `--python=${python}`, `--prefix=${path.join(root, '.jupyter')}`, `--binary=${tslabBin}`],
+  const r = spawnSync(process.execPath, [tslabBin, 'install', `--python=${python}`, `--prefix=${jupyterPrefix()}`, `--binary=${tslabBin}`],
     { encoding: 'utf8' });
   if (r.status !== 0) throw new UserError(`tslab install failed: ${r.stderr || r.stdout}`);
   const spec = path.join(jupyterPath(), 'kernels', 'tslab', 'kernel.json');

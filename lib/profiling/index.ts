@@ -14,7 +14,7 @@ export type { FunctionMeta, FunctionStats } from './runtime';
 export { formatText, formatFunction, toDataFrame, toRows } from './format';
 export type { LineRow } from './format';
 export { ProfileSession } from './session';
-export type { WaitRow } from './session';
+export type { StoredPart, WaitRow } from './session';
 
 let wholeCounter = 0;
 

@@ -180,6 +180,22 @@ export function recordWholeCall(id: string, seconds: number): void {
   s.add(s.meta.line, seconds, true);
 }
 
+/** A FunctionStats as plain JSON (kept in a run folder, so that a resumed run's profile covers every epoch). */
+export interface StoredStats { meta: FunctionMeta; calls: number; seconds: number; lines: [number, number, number][]; samples: [number, number[]][] }
+
+export function storeStats(s: FunctionStats): StoredStats {
+  return { meta: s.meta, calls: s.calls, seconds: s.seconds, lines: [...s.lines].map(([line, c]) => [line, c.hits, c.seconds]), samples: [...s.samples] };
+}
+
+export function restoreStats(stored: StoredStats): FunctionStats {
+  const s = new FunctionStats(stored.meta);
+  s.calls = stored.calls;
+  s.seconds = stored.seconds;
+  for (const [line, hits, seconds] of stored.lines) s.lines.set(line, { hits, seconds });
+  for (const [line, xs] of stored.samples) s.samples.set(line, [...xs]);
+  return s;
+}
+
 /** Adds up several snapshots (e.g. one per epoch) function by function. */
 export function mergeStats(parts: FunctionStats[][]): FunctionStats[] {
   const merged = new Map<string, FunctionStats>();

@@ -5,9 +5,12 @@
  * it; it knows nothing of them.
  */
 import { formatText, LineRow, toRows } from './format';
-import { FunctionStats, isProfiling, mergeStats, reset, setProfiling, snapshot } from './runtime';
+import { FunctionStats, isProfiling, mergeStats, reset, restoreStats, setProfiling, snapshot, StoredStats, storeStats } from './runtime';
 
 type Labels = Record<string, string | number>;
+
+/** A session's parts as plain JSON. */
+export interface StoredPart { labels: Labels; stats: StoredStats[] }
 
 /** One wait of a loop header for its next item, with the part's labels. */
 export interface WaitRow { function: string; line: number; seconds: number[]; [label: string]: string | number | number[] }
@@ -30,6 +33,21 @@ export class ProfileSession {
   /** Ends a part, keeping what it recorded under `labels` (e.g. { workers, epoch }). */
   end(labels: Labels = {}): void {
     this.parts.push({ stats: snapshot(), labels });
+  }
+
+  /** The parts so far, as plain JSON (to keep with a checkpoint). */
+  storeParts(): StoredPart[] {
+    return this.parts.map((p) => ({ labels: p.labels, stats: p.stats.map(storeStats) }));
+  }
+
+  /** Parts recorded earlier (e.g. before a run was interrupted), placed before the parts to come. */
+  restoreParts(parts: StoredPart[]): void {
+    this.parts.unshift(...parts.map((p) => ({ labels: p.labels, stats: p.stats.map(restoreStats) })));
+  }
+
+  /** The labels of every part, in order (e.g. which epochs the profile covers). */
+  get labels(): Labels[] {
+    return this.parts.map((p) => p.labels);
   }
 
   get partCount(): number {

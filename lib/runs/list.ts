@@ -24,8 +24,8 @@ export function readRun(dir: string): { config: RunConfig; metrics: EpochMetrics
   return { config: run.readConfig(), metrics: run.readMetrics(), batches: run.readBatches() };
 }
 
-/** Run folders under `root` (any depth up to 5), newest first. */
-export function findRuns(root: string): RunSummary[] {
+/** Run folders under `root` (any depth up to 5), newest first; a damaged one is reported in `damaged`, not thrown. */
+export function findRuns(root: string, damaged: { dir: string; reason: string }[] = []): RunSummary[] {
   const found: string[] = [];
   const walk = (dir: string, depth: number) => {
     if (depth > 5 || !fs.existsSync(dir)) return;
@@ -34,14 +34,21 @@ export function findRuns(root: string): RunSummary[] {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(dir, e.name), depth + 1);
   };
   walk(root, 0);
-  return found.map((dir) => {
-    const { config, metrics } = readRun(dir);
-    const o = config.options ?? {};
-    return {
+  return found.flatMap((dir) => {
+    let run: ReturnType<typeof readRun>;
+    try {
+      run = readRun(dir);
+    } catch (err) {
+      damaged.push({ dir, reason: (err as Error).message });
+      return [];
+    }
+    const { config, metrics } = run;
+    const o = config.options;
+    return [{
       dir, model: o.model ?? '?', data: config.data?.name ?? '?', epochs: `${metrics.length}/${o.epochs ?? '?'}`, workers: o.workers ?? 0,
       best_accuracy: Math.max(0, ...metrics.map((m) => m.test_accuracy)), train_seconds: metrics.reduce((a, m) => a + m.train_seconds, 0),
       backend: config.backend ?? '?', created: fs.statSync(path.join(dir, RUN_FILES.config)).mtime.toISOString().slice(0, 16).replace('T', ' '),
-    };
+    }];
   }).sort((a, b) => b.created.localeCompare(a.created));
 }
 

@@ -9,14 +9,21 @@
  *   line-profile.txt  line_profiler's text (with --profile)
  *   line-profile.json LineRow per source line and epoch (with --profile)
  *   loop-waits.json   every wait of a loop header, per epoch (with --profile)
+ *   line-profile-parts.json  the profile's raw counts per epoch, so that a resumed run's
+ *                     profile covers every epoch (with --profile)
  *   interrupted.json  present while the last attempt was stopped by a signal
  *   last.ckpt, best.ckpt
+ *   .lock             held by the one process writing the folder (lock.ts)
+ *
+ * Reading a damaged or missing file is a UserError naming the file; so is a write the file
+ * system refuses.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { LineRow, WaitRow } from '../profiling';
-import { writeFileAtomic } from '../util/files';
-import { readJsonLines } from '../util/jsonl';
+import type { LineRow, StoredPart, WaitRow } from '../profiling';
+import { appendFile, writeFileAtomic } from '../util/files';
+import { readJsonFile, readJsonLines } from '../util/jsonl';
+import { FolderLock } from './lock';
 import type { MachineInfo } from '../util/machine';
 import { UserError } from '../util/errors';
 
@@ -27,6 +34,7 @@ export const RUN_FILES = {
   lineProfileText: 'line-profile.txt',
   lineProfileRows: 'line-profile.json',
   loopWaits: 'loop-waits.json',
+  profileParts: 'line-profile-parts.json',
   interrupted: 'interrupted.json',
   lastCheckpoint: 'last.ckpt',
   bestCheckpoint: 'best.ckpt',
@@ -54,6 +62,8 @@ export interface RecordedOptions {
 
 export interface RunConfig {
   options: RecordedOptions;
+  /** When this attempt started (ISO 8601; a resumed run records its latest start). */
+  started_at?: string;
   backend: string;
   engine: string;
   backend_line: string;
@@ -78,7 +88,12 @@ export interface EpochMetrics {
   workers: number;
   compute_threads: number;
   num_tensors: number;
+  /** When the epoch's test pass ended (ISO 8601). */
+  finished_at?: string;
 }
+
+/** The metrics.jsonl line of an epoch whose loss became NaN or infinite (the run stopped there). */
+export interface DivergenceRecord { epoch: number; lr: number; diverged: { batch: number; loss: string } }
 
 export interface BatchRecord { epoch: number; batch: number; samples: number; loss: number }
 
@@ -88,7 +103,7 @@ export type LoopWaits = WaitRow & { workers: number; epoch: number };
 export interface InterruptedRecord { signal: string; epoch: number; at: string }
 
 /** A line profile of a run: the text, its rows per epoch and the loop-header waits. */
-export interface LineProfileFiles { text: string; rows: LineRow[]; waits: WaitRow[] }
+export interface LineProfileFiles { text: string; rows: LineRow[]; waits: WaitRow[]; parts: StoredPart[] }
 
 const jsonLines = (records: unknown[]) => records.map((r) => JSON.stringify(r) + '\n').join('');
 
@@ -112,15 +127,15 @@ export class RunFolder {
     return this.has('config');
   }
 
-  create(): this {
-    fs.mkdirSync(this.dir, { recursive: true });
-    return this;
+  /** Takes the folder for this process (one writer at a time); release it when done. */
+  lock(): FolderLock {
+    return FolderLock.acquire(this.dir, 'run folder');
   }
 
   private readJson<T>(name: RunFile): T {
     const file = this.file(name);
     if (!fs.existsSync(file)) throw new UserError(`${this.dir}: missing ${RUN_FILES[name]}`);
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+    return readJsonFile<T>(file);
   }
 
   private writeJson(name: RunFile, value: unknown, indent?: number): void {
@@ -133,15 +148,47 @@ export class RunFolder {
 
   readConfig(): RunConfig {
     if (!this.isRun) throw new UserError(`${this.dir}: not a run folder (no ${RUN_FILES.config})`);
-    return this.readJson<RunConfig>('config');
+    const config = this.readJson<RunConfig>('config');
+    const o = config?.options;
+    if (!o || typeof o.model !== 'string' || typeof o.epochs !== 'number' || typeof o.workers !== 'number' || !config.data) {
+      throw new UserError(`${this.file('config')}: not a run's config (expected "options" with model, epochs and workers, and "data"): the file is damaged`);
+    }
+    return config;
   }
 
+  /** What the run is, in a few words, for messages: "net, 3 of 5 epochs done, best 97.70%". */
+  describe(): string {
+    try {
+      const config = this.readConfig();
+      const metrics = this.readMetrics();
+      const best = metrics.length ? `, best ${Math.max(...metrics.map((m) => m.test_accuracy)).toFixed(2)}%` : '';
+      return `${config.options.model}, ${metrics.length} of ${config.options.epochs} epochs done${best}`;
+    } catch (err) {
+      return `unreadable: ${(err as Error).message}`;
+    }
+  }
+
+  /** Whether the folder holds a run with at least one finished epoch (a checkpoint or a metrics line). */
+  get hasProgress(): boolean {
+    return this.has('lastCheckpoint') || this.readMetrics().length > 0;
+  }
+
+  /** The finished epochs' metrics (a divergence line is not an epoch). */
   readMetrics(): EpochMetrics[] {
-    return readJsonLines<EpochMetrics>(this.file('metrics'));
+    return readJsonLines<EpochMetrics | DivergenceRecord>(this.file('metrics')).filter((m): m is EpochMetrics => !('diverged' in m));
+  }
+
+  /** Where the run's loss became NaN or infinite, if it did. */
+  readDivergence(): DivergenceRecord | undefined {
+    return readJsonLines<EpochMetrics | DivergenceRecord>(this.file('metrics')).find((m): m is DivergenceRecord => 'diverged' in m);
+  }
+
+  appendDivergence(d: DivergenceRecord): void {
+    appendFile(this.file('metrics'), JSON.stringify(d) + '\n');
   }
 
   appendMetrics(m: EpochMetrics): void {
-    fs.appendFileSync(this.file('metrics'), JSON.stringify(m) + '\n');
+    appendFile(this.file('metrics'), JSON.stringify(m) + '\n');
   }
 
   readBatches(): BatchRecord[] {
@@ -149,7 +196,7 @@ export class RunFolder {
   }
 
   appendBatch(b: BatchRecord): void {
-    fs.appendFileSync(this.file('batches'), JSON.stringify(b) + '\n');
+    appendFile(this.file('batches'), JSON.stringify(b) + '\n');
   }
 
   /** A new run in this folder: no metrics or batch log of an earlier one. */
@@ -158,18 +205,29 @@ export class RunFolder {
     fs.rmSync(this.file('batches'), { force: true });
   }
 
-  /** Keeps the metrics and batch log up to `epoch` (a resumed run writes the later ones again); returns the metrics kept. */
-  keepThrough(epoch: number): EpochMetrics[] {
-    const metrics = this.readMetrics().filter((m) => m.epoch <= epoch);
-    if (this.has('metrics')) writeFileAtomic(this.file('metrics'), jsonLines(metrics));
+  /**
+   * Sets the records to those of the first `epoch` epochs (a resumed run writes the later ones
+   * again): metrics.jsonl becomes `metrics` (the checkpoint's, which are written with it, when
+   * it has them), the batch log keeps its lines up to `epoch`. Returns the metrics.
+   */
+  keepThrough(epoch: number, metrics?: EpochMetrics[]): EpochMetrics[] {
+    const kept = (metrics ?? this.readMetrics()).filter((m) => m.epoch <= epoch);
+    writeFileAtomic(this.file('metrics'), jsonLines(kept));
     if (this.has('batches')) writeFileAtomic(this.file('batches'), jsonLines(this.readBatches().filter((b) => b.epoch <= epoch)));
-    return metrics;
+    return kept;
   }
 
   writeLineProfile(profile: LineProfileFiles): void {
+    writeFileAtomic(this.file('profileParts'), JSON.stringify(profile.parts) + '\n');
     writeFileAtomic(this.file('lineProfileText'), profile.text);
     writeFileAtomic(this.file('lineProfileRows'), JSON.stringify(profile.rows, null, 1) + '\n');
     writeFileAtomic(this.file('loopWaits'), JSON.stringify(profile.waits) + '\n');
+  }
+
+  /** The profile's parts (one per epoch) of the first `epoch` epochs; [] when none were kept. */
+  readProfileParts(epoch: number): StoredPart[] {
+    if (!this.has('profileParts')) return [];
+    return this.readJson<StoredPart[]>('profileParts').filter((p) => Number(p.labels.epoch) <= epoch);
   }
 
   readLineProfileText(): string {
@@ -204,4 +262,42 @@ export class RunFolder {
     const needed: RunFile[] = ['config', 'metrics', 'lineProfileRows', 'lineProfileText'];
     return needed.map((n) => RUN_FILES[n]).find((f) => !fs.existsSync(path.join(this.dir, f)));
   }
+}
+
+/**
+ * The options that shape a run's result or its measurements: a resumed run keeps them, and
+ * two runs that differ in one of them are two runs. (--epochs is not among them: raising it
+ * continues a finished run.)
+ */
+export const IDENTITY_OPTIONS = ['model', 'data', 'download', 'limit', 'batchSize', 'testBatchSize', 'optimizer', 'lr', 'gamma',
+  'momentum', 'seed', 'workers', 'computeThreads', 'backend', 'profile'] as const;
+export type IdentityOption = (typeof IDENTITY_OPTIONS)[number];
+
+/** The command-line flag of an option: batchSize → --batch-size. */
+export const flagOf = (option: string) => `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** A run's value of each identity option as it ran (compute threads and backend as resolved, not as requested). */
+export function runIdentity(config: RunConfig): Record<IdentityOption, unknown> {
+  const o = config.options as unknown as Record<string, unknown>;
+  return Object.fromEntries(IDENTITY_OPTIONS.map((k) => [k,
+    k === 'computeThreads' ? config.compute_threads : k === 'backend' ? config.backend : o[k] ?? null])) as Record<IdentityOption, unknown>;
+}
+
+function sameValue(option: IdentityOption, run: unknown, asked: unknown): boolean {
+  if (option === 'backend' && asked === 'auto') return true;
+  if (option === 'data' && typeof run === 'string' && typeof asked === 'string') {
+    const norm = (d: string) => (d === 'embedded' ? d : path.resolve(d));
+    return norm(run) === norm(asked);
+  }
+  if (option === 'download' || option === 'profile') return Boolean(run) === Boolean(asked);
+  return (run ?? null) === (asked ?? null);
+}
+
+export interface IdentityDifference { option: IdentityOption; flag: string; run: unknown; asked: unknown }
+
+/** The identity options asked for (those `given` says were set) whose values differ from the run's. */
+export function identityDifferences(config: RunConfig, asked: Record<string, unknown>, given: (option: string) => boolean): IdentityDifference[] {
+  const run = runIdentity(config);
+  return IDENTITY_OPTIONS.filter((k) => given(k) && asked[k] !== undefined && !sameValue(k, run[k], asked[k]))
+    .map((k) => ({ option: k, flag: flagOf(k), run: run[k], asked: asked[k] }));
 }

@@ -18,7 +18,7 @@ import type { LineRow } from '../profiling';
 import { dataFrameToCsv } from '../util/csv';
 import { UserError } from '../util/errors';
 import { writeFileAtomic } from '../util/files';
-import { MachineInfo, machineInfo } from '../util/machine';
+import { FolderLock } from './lock';
 import { projectRoot } from '../util/paths';
 import { LoopWaits, RUN_FILES, RunFolder } from './run-folder';
 
@@ -30,6 +30,8 @@ export interface SweepOptions {
   log: (line: string) => void;
   /** Start every run over instead of resuming or skipping what is there. */
   fresh?: boolean;
+  /** What resumes an interrupted sweep, for the message (default: the same command again). */
+  resumeHint?: string;
 }
 
 export interface SweepTables {
@@ -44,6 +46,57 @@ export interface TimedLine { function: string; line: number; contents: string; t
 
 /** One source line's total time (all epochs) at each worker count: `time_w<N>` columns. */
 export type LineByWorkers = { function: string; line: number; contents: string } & Record<string, string | number>;
+
+/**
+ * Where, when and under which conditions one worker count's run was measured: taken from
+ * the run's own record (config.json, metrics.jsonl), never from the process that gathers
+ * or renders. Fields an older run did not record are null.
+ */
+export interface Provenance {
+  workers: number;
+  host: string | null;
+  cpu_model: string | null;
+  /** CPUs the process could use (cores, or Slurm's allocation). */
+  cpus: number | null;
+  memory_gb: number | null;
+  node: string | null;
+  tfjs: string | null;
+  slurm_job_id: string;
+  slurm_cpus_per_task: string;
+  backend: string | null;
+  engine: string | null;
+  compute_threads: number | null;
+  batch_size: number | null;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** The conditions that must be equal for two runs' timings to compare like for like. */
+export const CONDITIONS = ['host', 'cpu_model', 'cpus', 'slurm_cpus_per_task', 'backend', 'engine', 'compute_threads', 'batch_size'] as const;
+
+export function provenanceOf(run: RunFolder, workers: number): Provenance {
+  const c = run.readConfig();
+  const m = (c.machine ?? {}) as Partial<import('../util/machine').MachineInfo>;
+  const metrics = run.readMetrics();
+  return {
+    workers, host: m.hostname ?? null, cpu_model: m.cpu_model ?? null, cpus: m.cpus ?? null, memory_gb: m.memory_gb ?? null,
+    node: m.node ?? null, tfjs: m.tfjs ?? null, slurm_job_id: m.slurm_job_id ?? '', slurm_cpus_per_task: m.slurm_cpus_per_task ?? '',
+    backend: c.backend ?? null, engine: c.engine ?? null, compute_threads: c.compute_threads ?? metrics[0]?.compute_threads ?? null,
+    batch_size: c.options.batchSize ?? null, started_at: c.started_at ?? null, finished_at: metrics.at(-1)?.finished_at ?? null,
+  };
+}
+
+/** How the runs' conditions differ ("host: a (1 worker) vs b (8 workers)"); [] when like for like. */
+export function conditionDifferences(runs: Provenance[]): string[] {
+  const out: string[] = [];
+  for (const k of CONDITIONS) {
+    const values = [...new Set(runs.map((p) => String(p[k] ?? 'not recorded')))];
+    if (values.length > 1) {
+      out.push(`${k.replace(/_/g, ' ')}: ${runs.map((p) => `${p[k] ?? 'not recorded'} (${p.workers} worker${p.workers === 1 ? '' : 's'})`).join(' vs ')}`);
+    }
+  }
+  return out;
+}
 
 /** The run folder of one worker count in a sweep. */
 export const runFolder = (out: string, workers: number) => new RunFolder(path.join(out, 'runs', `w${workers}`));
@@ -97,7 +150,10 @@ async function trainOnce(options: SweepOptions, workers: number): Promise<void> 
   const code: number = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   for (const sig of signals) process.off(sig, forward);
   await new Promise((resolve) => log.end(resolve));
-  if (code === 3) throw new UserError(`training with ${workers} workers was stopped by a signal; run the same command again to resume`, 3);
+  if (code === 3) {
+    throw new UserError(`training with ${workers} workers was stopped by a signal; ${options.resumeHint ?? (options.fresh ? 'run the same command without --fresh' : 'run the same command again')} ` +
+      `to resume it (kept in ${run.dir})`, 3);
+  }
   if (code !== 0) throw new UserError(`training with ${workers} workers failed (exit code ${code}); its output is in ${logFile}`);
 }
 
@@ -126,20 +182,22 @@ export function linesByWorkers(rows: TimedLine[], workers: number[]): LineByWork
 export function gatherSweep(out: string, workers: number[]): SweepTables {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const dfd = require('danfojs-node') as typeof import('danfojs-node');
-  const machine = machineInfo();
-  const epochRows: Record<string, string | number>[] = [];
+  const provenance: Provenance[] = [];
+  const epochRows: Record<string, string | number | null>[] = [];
   const lineRows: LineRow[] = [];
   for (const w of workers) {
     const run = runFolder(out, w);
     const missing = run.missingForProfile() ?? (run.has('loopWaits') ? undefined : RUN_FILES.loopWaits);
     if (missing) throw new UserError(`${run.dir}: missing ${missing}: did the run with ${w} workers finish?`);
     const config = run.readConfig();
+    const p = provenanceOf(run, w);
+    provenance.push(p);
     for (const m of run.readMetrics()) {
       epochRows.push({
-        workers: w, epoch: m.epoch, train_seconds: m.train_seconds, test_seconds: m.test_seconds,
+        ...p, epoch: m.epoch, train_seconds: m.train_seconds, test_seconds: m.test_seconds,
         samples_per_second: m.samples_per_second, train_loss: m.train_loss, test_loss: m.test_loss,
-        test_accuracy: m.test_accuracy, compute_threads: m.compute_threads ?? 1, backend: m.backend, engine: config.engine, data: config.data.name,
-        train_samples: config.data.train, batch_size: config.options.batchSize, ...machine,
+        test_accuracy: m.test_accuracy, compute_threads: m.compute_threads ?? p.compute_threads, backend: m.backend,
+        data: config.data.name, train_samples: config.data.train, epoch_finished_at: m.finished_at ?? null,
       });
     }
     lineRows.push(...run.readLineProfileRows());
@@ -150,17 +208,23 @@ export function gatherSweep(out: string, workers: number[]): SweepTables {
   const lines = new dfd.DataFrame(lineRows);
   writeFileAtomic(path.join(out, 'epochs.csv'), dataFrameToCsv(epochs));
   writeFileAtomic(path.join(out, 'lines.csv'), dataFrameToCsv(lines));
-  writeFileAtomic(path.join(out, 'machine.json'), JSON.stringify(machine, null, 2) + '\n');
+  // Where each run was measured, from its own record; and whether they compare like for like.
+  const differences = conditionDifferences(provenance);
+  writeFileAtomic(path.join(out, 'machine.json'), JSON.stringify({ like_for_like: differences.length === 0, differences, runs: provenance }, null, 2) + '\n');
   const byLine = linesByWorkers(lineRows as (LineRow & TimedLine)[], workers);
   writeFileAtomic(path.join(out, 'lines-by-workers.csv'), dataFrameToCsv(new dfd.DataFrame(byLine)));
   return { epochs, lines, byLine };
 }
 
-/** Trains once per worker count (fresh processes), then gathers the tables. */
+/** Trains once per worker count (fresh processes), then gathers the tables. One process at a time per sweep folder. */
 export async function runSweep(options: SweepOptions): Promise<SweepTables> {
-  fs.mkdirSync(options.out, { recursive: true });
-  for (const w of options.workers) await trainOnce(options, w);
-  return gatherSweep(options.out, options.workers);
+  const lock = FolderLock.acquire(options.out, 'sweep folder');
+  try {
+    for (const w of options.workers) await trainOnce(options, w);
+    return gatherSweep(options.out, options.workers);
+  } finally {
+    lock.release();
+  }
 }
 
 export interface EpochRow {
@@ -177,7 +241,10 @@ export interface SweepData {
   epochs: EpochRow[];
   lines: SweepLine[];
   waits: LoopWaits[];
-  machine: MachineInfo;
+  /** Where and when each worker count was measured (in the order of `workers`). */
+  provenance: Provenance[];
+  /** How the runs' conditions differ; [] when they compare like for like. */
+  differences: string[];
   /** From the runs' config.json. */
   config: { backend: string; engine: string; backendLine?: string; data: string; note: string; train: number; test: number; epochs: number; batchSize: number; model: string };
   texts: Record<number, string>;
@@ -189,30 +256,40 @@ export function readSweep(dir: string): SweepData {
   if (!fs.existsSync(runs)) throw new UserError(`${dir}: no runs/ folder: not a sweep written by npm run profile`);
   const workers = fs.readdirSync(runs).filter((d) => /^w\d+$/.test(d)).map((d) => Number(d.slice(1))).sort((a, b) => a - b);
   if (workers.length < 2) throw new UserError(`${dir}: a sweep needs runs for at least two worker counts, found ${workers.length}`);
-  const data: SweepData = { dir, workers, epochs: [], lines: [], waits: [], machine: unknownMachine(), config: undefined!, texts: {} };
+  const data: SweepData = { dir, workers, epochs: [], lines: [], waits: [], provenance: [], differences: [], config: undefined!, texts: {} };
   for (const w of workers) {
     const run = runFolder(dir, w);
     const missing = run.missingForProfile();
-    if (missing) throw new UserError(`${run.dir}: missing ${missing} (was the run interrupted? rerun with --fresh)`);
-    data.epochs.push(...run.readMetrics().map((e) => ({ ...e, workers: w })));
+    if (missing) throw new UserError(`${run.dir}: missing ${missing}: the run with ${w} workers did not finish. Finish it with ` +
+      `npm run profile -- --workers ${workers.join(',')} --out ${dir} (and the same training options), which resumes it`);
+    const metrics = run.readMetrics();
+    data.epochs.push(...metrics.map((e) => ({ ...e, workers: w })));
     const rows = run.readLineProfileRows() as unknown as SweepLine[];
     if (rows.some((r) => r.tag === undefined)) {
       throw new UserError(`${run.dir}: line profile recorded by an older version (its lines carry no phase tags); rerun the sweep (--fresh)`);
     }
+    // The profile must cover the epochs the metrics do (a resumed run's profile from before v2 covers only its last attempt).
+    const profiled = [...new Set(rows.map((r) => r.epoch))].sort((a, b) => a - b).join(',');
+    const measured = metrics.map((m) => m.epoch).join(',');
+    if (profiled !== measured) {
+      throw new UserError(`${run.dir}: its line profile covers epochs ${profiled || 'none'} but its metrics epochs ${measured}: ` +
+        'the profiles would not compare like for like; rerun this sweep (npm run report -- --fresh, or npm run profile -- --fresh)');
+    }
     data.lines.push(...rows);
     data.waits.push(...run.readLoopWaits());
     data.texts[w] = run.readLineProfileText();
+    data.provenance.push(provenanceOf(run, w));
     const c = run.readConfig();
     data.config ??= {
       backend: c.backend, engine: c.engine, backendLine: c.backend_line, data: c.data.name, note: c.data.note, train: c.data.train, test: c.data.test,
       epochs: c.options.epochs, batchSize: c.options.batchSize, model: c.options.model,
     };
   }
-  const machineFile = path.join(dir, 'machine.json');
-  if (fs.existsSync(machineFile)) data.machine = JSON.parse(fs.readFileSync(machineFile, 'utf8')) as MachineInfo;
+  const epochSets = new Set(workers.map((w) => data.epochs.filter((e) => e.workers === w).map((e) => e.epoch).join(',')));
+  if (epochSets.size > 1) {
+    throw new UserError(`${dir}: its runs cover different epochs (${workers.map((w) => `${w} workers: ${data.epochs.filter((e) => e.workers === w).length}`).join(', ')}); ` +
+      'finish the shorter ones (npm run profile with the same --out resumes them) or rerun the sweep');
+  }
+  data.differences = conditionDifferences(data.provenance);
   return data;
-}
-
-function unknownMachine(): MachineInfo {
-  return { cpu_model: 'unknown', cpus: 0, memory_gb: 0, node: '', tfjs: '', slurm_job_id: '', slurm_cpus_per_task: '', hostname: '' };
 }

@@ -1,15 +1,19 @@
 /**
- * Checkpoints: model weights, optimizer state, epoch, accuracies and config in one
- * binary file ("MNLCKPT1", a little-endian uint32 header length, a JSON header, then
- * the float32/int32 values), written to a temporary name and renamed.
+ * Checkpoints: model weights, optimizer state, epoch, accuracies, config and the epoch
+ * metrics so far in one binary file ("MNLCKPT1", a little-endian uint32 header length, a
+ * JSON header, then the float32/int32 values), written to a temporary name and renamed.
+ * The header carries the SHA-256 of the values, checked on load, so a truncated or
+ * damaged file is refused with a message, never half-loaded.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
+import type { EpochMetrics } from '../runs/run-folder';
+import { UserError } from '../util/errors';
+import { writeFileAtomic } from '../util/files';
+import { withOptimizerWeights } from './optim';
 
 type NamedTensor = { name: string; tensor: tf.Tensor };
-import { UserError } from '../util/errors';
-import { withOptimizerWeights } from './optim';
-import { writeFileAtomic } from '../util/files';
 
 const MAGIC = 'MNLCKPT1';
 
@@ -20,6 +24,8 @@ export interface CheckpointMeta {
   testAccuracy: number;
   bestAccuracy: number;
   config: Record<string, unknown>;
+  /** The run's epoch metrics up to this epoch (kept with the weights, so a resumed run's records match them). */
+  metrics?: EpochMetrics[];
 }
 
 export interface Checkpoint extends CheckpointMeta {
@@ -44,7 +50,8 @@ export async function saveCheckpoint(file: string, model: tf.LayersModel, optimi
       offset += bytes.length;
     }
   });
-  const header = Buffer.from(JSON.stringify({ ...meta, tensors }));
+  const checksum = crypto.createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
+  const header = Buffer.from(JSON.stringify({ ...meta, tensors, checksum }));
   const pad = (4 - ((MAGIC.length + 4 + header.length) % 4)) % 4;
   const len = Buffer.alloc(4);
   len.writeUInt32LE(header.length + pad);
@@ -59,10 +66,22 @@ export function loadCheckpoint(file: string): Checkpoint {
     throw new UserError(`${file}: no checkpoint here (runs write last.ckpt after each epoch)`);
   }
   if (bytes.subarray(0, MAGIC.length).toString() !== MAGIC) throw new UserError(`${file}: not a checkpoint of this project`);
+  const damaged = (what: string) => new UserError(`${file}: damaged checkpoint (${what}): it was truncated or overwritten`);
+  if (bytes.length < MAGIC.length + 4) throw damaged('no header');
   const headerLen = bytes.readUInt32LE(MAGIC.length);
   const start = MAGIC.length + 4;
-  const header = JSON.parse(bytes.subarray(start, start + headerLen).toString()) as CheckpointMeta & { tensors: StoredTensor[] };
+  if (start + headerLen > bytes.length) throw damaged(`its header needs ${headerLen} bytes, the file has ${bytes.length - start}`);
+  let header: CheckpointMeta & { tensors: StoredTensor[]; checksum?: string };
+  try {
+    header = JSON.parse(bytes.subarray(start, start + headerLen).toString());
+  } catch {
+    throw damaged('its header is not valid JSON');
+  }
   const dataStart = start + headerLen;
+  if (header.checksum) {
+    const actual = crypto.createHash('sha256').update(bytes.subarray(dataStart)).digest('hex');
+    if (actual !== header.checksum) throw damaged(`the checksum of its ${bytes.length - dataStart} bytes of values does not match`);
+  }
   const aligned = new Uint8Array(bytes.length - dataStart);
   aligned.set(bytes.subarray(dataStart));
   const weights: tf.Tensor[] = [];
@@ -76,6 +95,6 @@ export function loadCheckpoint(file: string): Checkpoint {
     if (t.name.startsWith('weight/')) weights.push(tensor);
     else optimizer.push({ name: t.name.slice('optimizer/'.length), tensor });
   }
-  const { tensors: _, ...meta } = header;
+  const { tensors: _, checksum: __, ...meta } = header;
   return { ...meta, weights, optimizer };
 }

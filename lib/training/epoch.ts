@@ -11,6 +11,14 @@ import { DataParallel } from './data-parallel';
 import type { Progress } from './progress';
 import { StepTarget, trainableVariables, trainStep } from './step';
 
+/** The loss stopped being a finite number: training cannot go on (the run keeps the epochs before). */
+export class DivergedError extends Error {
+  constructor(readonly epoch: number, readonly batch: number, readonly loss: number) {
+    super(`the training loss became ${loss} at epoch ${epoch}, batch ${batch}`);
+    this.name = 'DivergedError';
+  }
+}
+
 export interface EpochContext {
   model: tf.LayersModel;
   optimizer: tf.Optimizer;
@@ -43,19 +51,27 @@ export const trainEpoch = profile(async function trainEpoch(ctx: EpochContext, e
   let lastLoss = NaN; // for the progress bar, read at log intervals
   let lossSum = tf.scalar(0);
   progress.start(`Epoch ${epoch}`, loader.split.count);
-  for await (const batch of loader) { // @phase data: waiting for the next batch
-    const part = parallel.scatter(batch); // @phase scatter: the other parts go to the other compute threads
-    const loss = await trainStep(target, part); // @phase step: forward, loss, backward, all-reduce, optimizer
-    lossSum = accumulate(lossSum, loss, batch.size);
-    seen += batch.size;
-    if (batch.index % ctx.logInterval === 0) {
-      lastLoss = (await loss.data())[0];
-      logBatch(ctx, epoch, batch.index, lastLoss);
+  try {
+    for await (const batch of loader) { // @phase data: waiting for the next batch
+      const part = parallel.scatter(batch); // @phase scatter: the other parts go to the other compute threads
+      const loss = await trainStep(target, part); // @phase step: forward, loss, backward, all-reduce, optimizer
+      lossSum = accumulate(lossSum, loss, batch.size);
+      seen += batch.size;
+      const value = (await loss.data())[0]; // logged, and checked: a NaN or infinite loss stops the run
+      loss.dispose();
+      if (!Number.isFinite(value)) throw new DivergedError(epoch, batch.index, value);
+      if (batch.index % ctx.logInterval === 0) {
+        lastLoss = value;
+        logBatch(ctx, epoch, batch.index, lastLoss);
+      }
+      progress.update(seen, lastLoss, seen / ((performance.now() - started) / 1000));
     }
-    progress.update(seen, lastLoss, seen / ((performance.now() - started) / 1000));
-    loss.dispose();
+  } catch (err) {
+    lossSum.dispose();
+    throw err;
+  } finally {
+    progress.stop();
   }
-  progress.stop();
   const mean = (await lossSum.data())[0] / seen;
   lossSum.dispose();
   return mean;

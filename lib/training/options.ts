@@ -35,6 +35,11 @@ export interface TrainOptions {
   profile?: boolean;
   /** Allow more DataLoader workers than the CPUs Slurm allocated (SLURM_CPUS_PER_TASK). */
   allowOversubscribe?: boolean;
+  /**
+   * The options set explicitly (e.g. on the command line); with --resume only these are held
+   * against the run's. Absent: every option counts as set.
+   */
+  given?: string[];
 }
 
 export const DEFAULTS: TrainOptions = {

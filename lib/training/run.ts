@@ -3,6 +3,7 @@
  * then per epoch train, test, step the learning rate and save; with the run folder's
  * metrics and checkpoints, resume, stop signals and, on request, the line profiler.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BackendInfo, initBackend } from '../engine/backend';
@@ -12,12 +13,15 @@ import { DataLoader } from '../data/loader';
 import { createModel, seedDropout } from '../models';
 import { formatSummary, summarize } from '../models/summary';
 import { isProfiling, ProfileSession } from '../profiling';
-import { EpochMetrics, RunConfig, RunFolder } from '../runs/run-folder';
+import { EpochMetrics, identityDifferences, RunConfig, RunFolder } from '../runs/run-folder';
+import { UserError } from '../util/errors';
+import { writeError } from '../util/files';
 import { machineInfo, tfjsVersions } from '../util/machine';
+import { runsRoot, timestampName } from '../util/paths';
 import { rng } from '../util/random';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint';
+import { Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { DataParallel, checkComputeThreads, defaultComputeThreads } from './data-parallel';
-import { trainEpoch } from './epoch';
+import { DivergedError, trainEpoch } from './epoch';
 import { evaluate, testLogLine, TestResult } from './evaluate';
 import { createOptimizer, learningRateAt, setLearningRate } from './optim';
 import { checkWorkersAgainstSlurm, TrainOptions } from './options';
@@ -30,6 +34,9 @@ export interface RunResult {
   /** Set when a signal (Slurm's time-limit warning, SIGTERM) stopped the run early. */
   interrupted?: { signal: string; epoch: number };
 }
+
+/** The exit code of a run stopped because its loss became NaN or infinite. */
+export const EXIT_DIVERGED = 4;
 
 /** Signals that stop training cleanly: Slurm's warning before the time limit, and termination. */
 const STOP_SIGNALS = ['SIGUSR1', 'SIGTERM', 'SIGINT'] as const;
@@ -58,20 +65,33 @@ export async function runTraining(given: TrainOptions, progress: Progress = crea
 
 async function train(given: TrainOptions, progress: Progress, stop: AbortSignal, stoppedBy: () => string): Promise<RunResult> {
   const options = given.resume ? resumedOptions(given) : given;
-  checkWorkersAgainstSlurm(options.workers, options.allowOversubscribe);
+  if (!given.resume) checkWorkersAgainstSlurm(options.workers, options.allowOversubscribe);
+  const folder = given.resume ? new RunFolder(given.resume) : newRunFolder(options.out);
+  const lock = folder.lock();
+  try {
+    if (!given.resume) refuseExistingRun(folder, options.out);
+    return await trainIn(folder, options, progress, stop, stoppedBy);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progress, stop: AbortSignal, stoppedBy: () => string): Promise<RunResult> {
   const backend = await initBackend(options.backend);
   progress.line(backend.line);
   const data = await loadData(options, (s) => progress.line(s));
   progress.line(`Data: ${data.note}`);
-  const folder = new RunFolder(options.out ?? path.join('runs', timestamp())).create();
+  if (options.batchSize > data.train.count) {
+    progress.line(`Note: --batch-size ${options.batchSize} is larger than the ${data.train.count} training samples: each epoch is one batch of ${data.train.count}`);
+  }
   const model = createModel(options.model, options.seed);
   progress.line(formatSummary(summarize(model)));
   const optimizer = createOptimizer(options.optimizer, options.lr, options.momentum);
   const threads = options.computeThreads ?? defaultComputeThreads(backend.name);
   checkComputeThreads(threads, backend.name);
-  const start = options.resume ? await restore(folder, model, optimizer, progress) : fresh(folder);
-  folder.writeConfig(runConfig(options, folder.dir, backend, threads, data));
   const session = options.profile || isProfiling() ? new ProfileSession() : undefined;
+  const start = options.resume ? await restore(folder, options, model, optimizer, session, progress) : fresh(folder, progress);
+  folder.writeConfig(runConfig(options, folder.dir, backend, threads, data));
   const loader = new DataLoader(data.train, {
     batchSize: options.batchSize, shuffle: true, seed: options.seed, numWorkers: options.workers, signal: stop,
   });
@@ -80,7 +100,7 @@ async function train(given: TrainOptions, progress: Progress, stop: AbortSignal,
     threads, model: options.model, seed: options.seed, backend: backend.name,
     optimizer: { name: options.optimizer, lr: options.lr, momentum: options.momentum },
   });
-  progress.line(computeLine(threads, options.batchSize));
+  progress.line(computeLine(threads, Math.min(options.batchSize, data.train.count)));
   const onBatchLoss = (epoch: number, batch: number, loss: number) =>
     folder.appendBatch({ epoch, batch, samples: batch * options.batchSize, loss });
   const { metrics } = start;
@@ -95,7 +115,13 @@ async function train(given: TrainOptions, progress: Progress, stop: AbortSignal,
       await parallel.sync(model, optimizer, lr, options.seed, epoch);
       session?.begin();
       const t0 = performance.now();
-      const trainLoss = await trainEpoch({ model, optimizer, loader, logInterval: options.logInterval, progress, onBatchLoss, parallel }, epoch);
+      const trainLoss = await trainEpoch({ model, optimizer, loader, logInterval: options.logInterval, progress, onBatchLoss, parallel }, epoch)
+        .catch((err: unknown) => {
+          if (!(err instanceof DivergedError)) throw err;
+          folder.appendDivergence({ epoch, lr, diverged: { batch: err.batch, loss: String(err.loss) } });
+          throw new UserError(`${err.message} (lr ${lr}): training cannot go on. Lower --lr (or choose another --optimizer) and ` +
+            `start a new run; ${folder.dir} keeps the ${epoch - 1} epoch${epoch === 2 ? '' : 's'} before (recorded in metrics.jsonl)`, EXIT_DIVERGED);
+        });
       const t1 = performance.now();
       if (stop.aborted) {
         interrupted = { signal: stoppedBy(), epoch };
@@ -109,21 +135,21 @@ async function train(given: TrainOptions, progress: Progress, stop: AbortSignal,
       progress.line(testLogLine(test));
       const m = epochMetrics(epoch, lr, trainLoss, test, (t1 - t0) / 1000, (t2 - t1) / 1000, data, backend, options.workers, threads);
       metrics.push(m);
-      folder.appendMetrics(m);
       const improved = test.accuracy > best;
       best = Math.max(best, test.accuracy);
-      const meta = { epoch, testAccuracy: test.accuracy, bestAccuracy: best, config: { ...options, out: folder.dir } };
-      await saveCheckpoint(folder.file('lastCheckpoint'), model, optimizer, meta);
-      if (improved) await saveCheckpoint(folder.file('bestCheckpoint'), model, optimizer, meta);
+      // The checkpoint first: metrics.jsonl never records an epoch whose checkpoint was not written.
+      const meta = { epoch, testAccuracy: test.accuracy, bestAccuracy: best, config: { ...options, out: folder.dir, given: undefined }, metrics };
+      await saveOrExplain(folder, 'lastCheckpoint', model, optimizer, meta);
+      if (improved) await saveOrExplain(folder, 'bestCheckpoint', model, optimizer, meta);
+      folder.appendMetrics(m);
+      // The profile so far, every epoch: what an interrupted run measured is kept.
+      if (session) folder.writeLineProfile({ text: session.text(), rows: session.rows(), waits: session.waits(), parts: session.storeParts() });
     }
   } finally {
     await parallel.close();
     session?.close();
   }
-  if (session?.partCount) {
-    folder.writeLineProfile({ text: session.text(), rows: session.rows(), waits: session.waits() });
-    progress.line(`\n${session.text()}`);
-  }
+  if (session?.partCount) progress.line(`\n${session.text()}`);
   if (!interrupted) folder.clearInterrupted();
   progress.line(`Run folder: ${folder.dir}`);
   optimizer.dispose();
@@ -131,33 +157,145 @@ async function train(given: TrainOptions, progress: Progress, stop: AbortSignal,
   return { outDir: folder.dir, metrics, backend: backend.name, interrupted };
 }
 
-/** A resumed run's options: the saved ones decide the run; only the epoch count may be raised. */
+/** Saves a checkpoint; a write the file system refuses says what stays intact and how to go on. */
+async function saveOrExplain(folder: RunFolder, which: 'lastCheckpoint' | 'bestCheckpoint', model: tf.LayersModel, optimizer: tf.Optimizer,
+  meta: Parameters<typeof saveCheckpoint>[3]): Promise<void> {
+  try {
+    await saveCheckpoint(folder.file(which), model, optimizer, meta);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    const kept = which === 'bestCheckpoint' ? `last.ckpt holds epoch ${meta.epoch}; best.ckpt is still the previous best`
+      : folder.has('lastCheckpoint') ? `the previous last.ckpt (epoch ${meta.epoch - 1}) is intact and metrics.jsonl ends there` : 'no epoch was saved yet';
+    throw new UserError(`${err.message}. Epoch ${meta.epoch} was not saved; ${kept}. Free space (or fix the permission), ` +
+      `then continue with --resume ${folder.dir}`);
+  }
+}
+
+/**
+ * A resumed run's options: the run's own (compute threads and backend as they ran); an
+ * option given with another value is refused before any work, one line per difference.
+ * --epochs may be raised, and the log interval changed.
+ */
 function resumedOptions(given: TrainOptions): TrainOptions {
-  const saved = new RunFolder(given.resume!).readConfig().options as TrainOptions;
-  return { ...saved, resume: given.resume, out: given.resume, epochs: given.epochs };
+  const folder = new RunFolder(given.resume!);
+  if (given.out && path.resolve(given.out) !== folder.dir) {
+    throw new UserError(`--out ${given.out} and --resume ${given.resume} name different folders: a resumed run continues in its own folder`);
+  }
+  const config = folder.readConfig();
+  const saved = config.options as unknown as TrainOptions;
+  const isGiven = (option: string) => !given.given || given.given.includes(option);
+  const allowOversubscribe = given.allowOversubscribe || saved.allowOversubscribe;
+  // More workers than Slurm's CPUs is refused first, whatever the run had.
+  checkWorkersAgainstSlurm(isGiven('workers') ? given.workers : saved.workers, allowOversubscribe);
+  const differences = identityDifferences(config, given as unknown as Record<string, unknown>, isGiven);
+  if (differences.length) {
+    const show = (v: unknown) => (v === null || v === undefined ? 'not set' : String(v));
+    throw new UserError(`--resume ${given.resume}: the run was made with other settings than asked for:\n` +
+      differences.map((d) => `  ${d.flag}: the run has ${show(d.run)}, asked for ${show(d.asked)}`).join('\n') +
+      `\nDrop ${differences.length === 1 ? 'that option' : 'those options'} to continue the run as it was, or start a new run with another --out.`);
+  }
+  return {
+    ...saved, computeThreads: config.compute_threads, backend: config.backend as TrainOptions['backend'],
+    epochs: isGiven('epochs') ? given.epochs : saved.epochs, logInterval: isGiven('logInterval') ? given.logInterval : saved.logInterval,
+    allowOversubscribe, resume: folder.dir, out: folder.dir, given: undefined,
+  };
+}
+
+/** The folder of a new run: --out, or a new runs/<timestamp> (made exclusively: two runs started in the same second get two). */
+function newRunFolder(out: string | undefined): RunFolder {
+  if (out) {
+    if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new UserError(`--out ${out}: this is a file; --out expects a folder`);
+    return new RunFolder(out);
+  }
+  const base = path.join(runsRoot(), timestampName());
+  try {
+    fs.mkdirSync(runsRoot(), { recursive: true });
+  } catch (err) {
+    throw writeError(err, runsRoot());
+  }
+  for (let n = 1; ; n++) {
+    const dir = n === 1 ? base : `${base}-${n}`;
+    try {
+      fs.mkdirSync(dir);
+      return new RunFolder(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw writeError(err, path.resolve(dir));
+    }
+  }
+}
+
+/** A new run never replaces one that has finished an epoch (one stopped during its first epoch may start over). */
+function refuseExistingRun(folder: RunFolder, out: string | undefined): void {
+  if (!folder.isRun || !folder.hasProgress) return;
+  throw new UserError(`--out ${out ?? folder.dir} holds a run already (${folder.describe()}): continue it with --resume ${out ?? folder.dir}, ` +
+    'or choose another --out');
 }
 
 interface Start { epoch: number; best: number; metrics: EpochMetrics[] }
 
-function fresh(folder: RunFolder): Start {
+function fresh(folder: RunFolder, progress: Progress): Start {
   folder.startFresh();
+  progress.line(`Starting a new run in ${folder.dir}`);
   return { epoch: 1, best: 0, metrics: [] };
 }
 
-/** Weights, optimizer state and records of the last checkpoint; the run goes on after its epoch. */
-async function restore(folder: RunFolder, model: tf.LayersModel, optimizer: tf.Optimizer, progress: Progress): Promise<Start> {
-  const ckpt = loadCheckpoint(folder.file('lastCheckpoint'));
+/**
+ * Weights, optimizer state and records of the last checkpoint (with the line profile
+ * measured up to it); the run goes on after its epoch.
+ */
+async function restore(folder: RunFolder, options: TrainOptions, model: tf.LayersModel, optimizer: tf.Optimizer,
+  session: ProfileSession | undefined, progress: Progress): Promise<Start> {
+  const file = folder.file('lastCheckpoint');
+  if (!fs.existsSync(file)) {
+    throw new UserError(`--resume ${folder.dir}: no last.ckpt there yet (the run stopped before finishing its first epoch): ` +
+      'start it again without --resume (the same --out is fine)');
+  }
+  let ckpt: Checkpoint;
+  try {
+    ckpt = loadCheckpoint(file);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    throw new UserError(`${err.message}. ${bestCheckpointAdvice(folder)}`);
+  }
+  checkFits(ckpt, file, options.model, model);
   model.setWeights(ckpt.weights);
   // Creates the optimizer's slots in the order the gradients use, then overwrites them.
   await optimizer.setWeights(ckpt.optimizer);
   tf.dispose(ckpt.weights);
-  progress.line(`Resuming from ${folder.file('lastCheckpoint')} after epoch ${ckpt.epoch}`);
-  return { epoch: ckpt.epoch + 1, best: ckpt.bestAccuracy, metrics: folder.keepThrough(ckpt.epoch) };
+  session?.restoreParts(folder.readProfileParts(ckpt.epoch));
+  progress.line(`Resuming ${folder.dir} from epoch ${ckpt.epoch + 1} (last.ckpt holds epoch ${ckpt.epoch})`);
+  return { epoch: ckpt.epoch + 1, best: ckpt.bestAccuracy, metrics: folder.keepThrough(ckpt.epoch, ckpt.metrics) };
+}
+
+/** What to do when last.ckpt is damaged: best.ckpt, if it is intact, or a new run. */
+function bestCheckpointAdvice(folder: RunFolder): string {
+  const best = folder.file('bestCheckpoint');
+  try {
+    const ckpt = loadCheckpoint(best);
+    tf.dispose([...ckpt.weights, ...ckpt.optimizer.map((o) => o.tensor)]);
+    return `best.ckpt (epoch ${ckpt.epoch}, ${ckpt.testAccuracy.toFixed(2)}%) is intact: to continue from it, ` +
+      `copy it over last.ckpt (cp ${best} ${folder.file('lastCheckpoint')}) and resume again; or start a new run with another --out`;
+  } catch {
+    return 'No intact best.ckpt either: start a new run with another --out';
+  }
+}
+
+/** A checkpoint of another model, or of other shapes, is refused with both named. */
+function checkFits(ckpt: Checkpoint, file: string, name: string, model: tf.LayersModel): void {
+  const saved = String(ckpt.config.model ?? name);
+  const shapes = model.getWeights().map((w) => w.shape.join('x'));
+  const stored = ckpt.weights.map((w) => w.shape.join('x'));
+  if (saved !== name || shapes.join() !== stored.join()) {
+    tf.dispose([...ckpt.weights, ...ckpt.optimizer.map((o) => o.tensor)]);
+    throw new UserError(`${file}: a checkpoint of model '${saved}' (${stored.length} weights: ${stored.slice(0, 3).join(', ')}…), ` +
+      `but this run trains '${name}' (${shapes.length} weights: ${shapes.slice(0, 3).join(', ')}…)`);
+  }
 }
 
 function runConfig(options: TrainOptions, out: string, backend: BackendInfo, threads: number, data: Dataset): RunConfig {
+  const { given: _, ...recorded } = options;
   return {
-    options: { ...options, out }, backend: backend.name, engine: backend.engine, backend_line: backend.line,
+    options: { ...recorded, out }, started_at: new Date().toISOString(), backend: backend.name, engine: backend.engine, backend_line: backend.line,
     compute_threads: threads, machine: machineInfo(), versions: tfjsVersions(),
     data: { name: data.name, train: data.train.count, test: data.test.count, note: data.note },
   };
@@ -169,7 +307,7 @@ function epochMetrics(epoch: number, lr: number, trainLoss: number, test: TestRe
     epoch, lr, train_loss: trainLoss, test_loss: test.loss, test_accuracy: test.accuracy,
     test_correct: test.correct, test_total: test.total, train_seconds: trainSeconds, test_seconds: testSeconds,
     samples_per_second: data.train.count / trainSeconds, backend: backend.name, workers,
-    compute_threads: threads, num_tensors: tf.memory().numTensors,
+    compute_threads: threads, num_tensors: tf.memory().numTensors, finished_at: new Date().toISOString(),
   };
 }
 
@@ -193,6 +331,3 @@ function stopMessage(stopped: { signal: string; epoch: number }, dir: string): s
     : `\nStopped by ${stopped.signal} during epoch 1, before any checkpoint: run again to start over.`;
 }
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*/, '');
-}

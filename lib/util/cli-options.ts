@@ -30,8 +30,9 @@ export function fraction(value: string): number {
 /** Worker counts separated by commas ("1,8"), at least `min` of them, without repeats. */
 export function workerCounts(value: string, min = 1): number[] {
   const list = value.split(',').map((v) => v.trim());
-  if (list.length < min || list.some((v) => !/^\d+$/.test(v))) {
-    throw new InvalidArgumentError(`expected ${min > 1 ? `at least ${min} ` : ''}worker counts separated by commas (e.g. 1,8), got '${value}'.`);
+  const counts = [...new Set(list.map(Number))];
+  if (counts.length < min || list.some((v) => !/^\d+$/.test(v))) {
+    throw new InvalidArgumentError(`expected ${min > 1 ? `at least ${min} different ` : ''}worker counts separated by commas (e.g. 1,8), got '${value}'.`);
   }
-  return [...new Set(list.map(Number))];
+  return counts;
 }

@@ -1,7 +1,33 @@
 import fs from 'node:fs';
+import { UserError } from './errors';
 
-/** The objects of a JSON-lines file (one per line); [] when the file does not exist. */
+/**
+ * The objects of a JSON-lines file (one per line); [] when the file does not exist. A line
+ * that is not JSON is an error naming the file and the line.
+ */
 export function readJsonLines<T>(file: string): T[] {
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+  return fs.readFileSync(file, 'utf8').split('\n').flatMap((l, i) => {
+    if (!l.trim()) return [];
+    try {
+      return [JSON.parse(l) as T];
+    } catch (err) {
+      throw new UserError(`${file}, line ${i + 1}: not valid JSON (${(err as Error).message}): the file is damaged`);
+    }
+  });
+}
+
+/** A JSON file's value; an unreadable or malformed file is an error naming it. */
+export function readJsonFile<T>(file: string): T {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new UserError(`${file}: not valid JSON (${(err as Error).message}): the file is damaged`);
+  }
 }

@@ -16,6 +16,16 @@ export function projectRoot(): string {
   }
 }
 
+/** Where results go by default (the report's sweeps, executed notebooks, `npm run runs`): `runs/` in the project, or $MNIST_LAB_RUNS. */
+export function runsRoot(): string {
+  return path.resolve(process.env.MNIST_LAB_RUNS ?? path.join(projectRoot(), 'runs'));
+}
+
+/** A folder name for now: 2026-11-25-20-40-00. */
+export function timestampName(date = new Date()): string {
+  return date.toISOString().replace(/[:T]/g, '-').replace(/\..*/, '');
+}
+
 /** Where data sets live: `data/` in the project, or $MNIST_LAB_DATA. */
 export function dataRoot(): string {
   return process.env.MNIST_LAB_DATA ?? path.join(projectRoot(), 'data');

@@ -11,6 +11,8 @@ import { encodeIdx } from '../../lib/data/idx';
 import { MNIST_FILES } from '../../lib/data/mnist-files';
 import { loadFolder } from '../../lib/data/dataset';
 import { UserError } from '../../lib/util/errors';
+import { spawn } from 'node:child_process';
+import { projectRoot } from '../../lib/util/paths';
 import { tmpDir } from '../helpers';
 
 const md5 = (b: Buffer) => crypto.createHash('md5').update(b).digest('hex');
@@ -41,6 +43,8 @@ describe('MNIST download', () => {
         bad[bad.length - 5] ^= 0xff;
         return void res.writeHead(200).end(bad);
       }
+      // 'slow': promise a large file, send its first bytes, then nothing.
+      if (mode === 'slow') return void res.writeHead(200, { 'content-length': 10_000_000 }).write(body.subarray(0, 64));
       // 'truncated': promise the whole file, send half, then drop the connection.
       res.writeHead(200, { 'content-length': body.length });
       res.write(body.subarray(0, body.length >> 1), () => res.destroy());
@@ -48,7 +52,10 @@ describe('MNIST download', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(() => server.close());
+  after(() => {
+    server.closeAllConnections(); // the 'slow' responses never end by themselves
+    server.close();
+  });
 
   it('downloads and verifies every file from a good mirror', async () => {
     const dir = tmpDir();
@@ -87,5 +94,26 @@ describe('MNIST download', () => {
     await assert.rejects(downloadMnist({ dir: tmpDir(), mirrors: ['http://127.0.0.1:9/a/', 'http://127.0.0.1:9/b/'], md5: sums }),
       /127\.0\.0\.1:9\/a\/.*\n.*127\.0\.0\.1:9\/b\//);
     assert.ok(Date.now() - started < 10_000);
+  });
+
+  it('Ctrl-C during a download stops within a second and removes the partial file', async () => {
+    const data = tmpDir('download-stop-');
+    const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'bin', 'train.js'), '--download', '--epochs', '1'], {
+      env: { ...process.env, MNIST_LAB_DATA: data, MNIST_MIRRORS: `${base}/slow/` }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (b) => (stderr += b));
+    const closed = new Promise((r) => child.on('close', r));
+    for (let i = 0; i < 200 && !hits.some((h) => h.startsWith('slow/')); i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200)); // the first bytes are in the partial file
+    const sent = performance.now();
+    child.kill('SIGINT');
+    const code = await closed;
+    const seconds = (performance.now() - sent) / 1000;
+    assert.equal(code, 130, stderr);
+    assert.ok(seconds < 1.5, `stopped after ${seconds.toFixed(2)} s`);
+    assert.match(stderr, /stopped by SIGINT while downloading train-images-idx3-ubyte\.gz: the partial file was removed/);
+    const left = fs.existsSync(path.join(data, 'mnist')) ? fs.readdirSync(path.join(data, 'mnist')) : [];
+    assert.deepEqual(left.filter((f) => f.includes('.part')), [], 'no partial file');
   });
 });

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
-import { initBackend, probeNodeBinding } from '../../lib/engine/backend';
+import util from 'node:util';
+import { initBackend, nodeBindingBlocker, probeNodeBinding } from '../../lib/engine/backend';
 import { isInstalled } from '../../lib/util/packages';
 import { UserError } from '../../lib/util/errors';
 import { createModel } from '../../lib/models';
@@ -43,6 +44,22 @@ describe('backend choice', () => {
     assert.equal(tf.getBackend(), 'cpu');
     assert.match(info.line, /requested with --backend/);
     await initBackend('wasm');
+  });
+});
+
+describe('tfjs-node-gpu on Node 23 and later', () => {
+  it('says precisely why 4.22.0 cannot load where util.isNullOrUndefined is gone, and what to do', () => {
+    const why = nodeBindingBlocker('@tensorflow/tfjs-node-gpu', '4.22.0', 'v24.21.0', false);
+    assert.match(why!, /^@tensorflow\/tfjs-node-gpu 4\.22\.0 cannot load on Node v24\.21\.0: it calls util\.isNullOrUndefined, which Node 23 removed \(tfjs issue 8609/);
+    assert.match(why!, /Run it on Node 22/);
+    assert.equal(nodeBindingBlocker('@tensorflow/tfjs-node-gpu', '4.22.0', 'v22.23.3', true), undefined, 'Node 22 still has it');
+    assert.equal(nodeBindingBlocker('@tensorflow/tfjs-node-gpu', '4.23.0', 'v24.21.0', false), undefined, 'a later release is not blocked');
+  });
+
+  it('matches this Node: the blocker applies exactly when util.isNullOrUndefined is missing', () => {
+    const missing = typeof (util as unknown as Record<string, unknown>).isNullOrUndefined !== 'function';
+    assert.equal(nodeBindingBlocker('@tensorflow/tfjs-node-gpu', '4.22.0') !== undefined, missing);
+    assert.equal(missing, Number(process.versions.node.split('.')[0]) >= 23, `Node ${process.version}`);
   });
 });
 

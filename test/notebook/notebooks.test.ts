@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { executeNotebook, findJupyterPython, installKernel } from '../../lib/notebook/jupyter';
+import { projectRoot } from '../../lib/util/paths';
 import { runCli, tmpDir } from '../helpers';
 
 let python = '';
@@ -33,6 +34,13 @@ describe('notebooks (headless, real Jupyter + tslab)', { skip }, () => {
   const out = tmpDir('notebooks-');
 
   it('npm run notebooks executes all four with the test parameters and writes executed copies', () => {
+    // The deliverables of npm run report are never replaced by a notebook.
+    const deliverables = path.join(projectRoot(), 'report', 'out');
+    const snapshot = () => (fs.existsSync(deliverables) ? fs.readdirSync(deliverables).sort().map((f) => {
+      const st = fs.statSync(path.join(deliverables, f));
+      return `${f}:${st.size}:${st.mtimeMs}`;
+    }).join('|') : 'absent');
+    const before = snapshot();
     const r = runCli('notebooks', ['--out', out], { EPOCHS: '1', LIMIT: '256', WORKERS: '1,2' }, 900_000);
     assert.equal(r.status, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /All notebooks ran\./);
@@ -58,6 +66,8 @@ describe('notebooks (headless, real Jupyter + tslab)', { skip }, () => {
 
     const report = outputs(path.join(out, '04-report.ipynb'));
     assert.match(report.html, /architecture\.pdf[\s\S]*profiling\.pdf/);
+    for (const f of ['architecture.pdf', 'profiling.pdf']) assert.ok(fs.existsSync(path.join(out, 'report', f)), `${f} beside the executed copies`);
+    assert.equal(snapshot(), before, 'report/out/ is as it was');
   });
 
   it('reports the failing notebook, cell and real error message, and leaves no kernel running', () => {
@@ -76,5 +86,30 @@ describe('notebooks (headless, real Jupyter + tslab)', { skip }, () => {
     assert.match(run.error!, /--- error ---[\s\S]*Error: the data folder \/nope does not exist/);
     assert.ok(fs.existsSync(path.join(dir, 'out', 'broken.ipynb')), 'partial outputs are kept');
     assert.deepEqual([...kernels()].filter((pid) => !before.has(pid)), [], 'no tslab kernel of ours left running');
+  });
+
+  it('npm run jupyter starts the classic notebook on notebooks/ with the TypeScript kernel, as a user or as root', async () => {
+    const port = 18000 + (process.pid % 1000);
+    const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'bin', 'jupyter.js'), '--no-browser', `--port=${port}`, '--ServerApp.token=', '--NotebookApp.token='],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (b) => (output += b));
+    child.stderr.on('data', (b) => (output += b));
+    const closed = new Promise((r) => child.on('close', r));
+    try {
+      let specs: { kernelspecs?: Record<string, unknown> } = {};
+      for (let i = 0; i < 120 && !specs.kernelspecs; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        try {
+          specs = await (await fetch(`http://127.0.0.1:${port}/api/kernelspecs`)).json() as typeof specs;
+        } catch { /* not up yet */ }
+      }
+      assert.ok(specs.kernelspecs && 'tslab' in specs.kernelspecs, `the tslab kernel is offered:\n${output}`);
+      const tree = await (await fetch(`http://127.0.0.1:${port}/api/contents`)).json() as { content: { name: string }[] };
+      assert.ok(tree.content.some((f) => f.name === '01-architecture.ipynb'), 'it serves notebooks/');
+    } finally {
+      child.kill('SIGINT');
+      await closed;
+    }
   });
 });

@@ -27,7 +27,11 @@ function sweep(perWorkers: Record<number, { epoch: number; header: number; backw
   }
   return {
     dir: '/tmp/x', workers: Object.keys(perWorkers).map(Number), epochs, lines, waits: [], texts: {},
-    machine: { cpu_model: 'Test CPU', cpus, memory_gb: 64, node: 'v20', tfjs: '4.22.0', slurm_job_id: '', slurm_cpus_per_task: '', hostname: 'h' },
+    provenance: Object.keys(perWorkers).map((w) => ({
+      workers: Number(w), host: 'h', cpu_model: 'Test CPU', cpus, memory_gb: 64, node: 'v20', tfjs: '4.22.0', slurm_job_id: '', slurm_cpus_per_task: '',
+      backend: 'wasm', engine: 'wasm', compute_threads: 1, batch_size: 64, started_at: '2026-11-25T10:00:00Z', finished_at: '2026-11-25T10:05:00Z',
+    })),
+    differences: [],
     config: { backend: 'wasm', engine: 'wasm', data: 'embedded', note: '', train: 8000, test: 2000, epochs: 2, batchSize: 64, model: 'net' },
   };
 }

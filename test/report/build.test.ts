@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { before, describe, it } from 'node:test';
 import { projectRoot } from '../../lib/util/paths';
 import { runCli, tmpDir } from '../helpers';
@@ -79,5 +79,65 @@ describe('npm run report (from a stored sweep)', { skip }, () => {
     assert.ok(t.includes(`${mean(1).toFixed(1)} s with 1 worker and ${mean(8).toFixed(1)} s with 8`), 'epoch times from the inputs');
     const final = metrics(1).at(-1).test_accuracy.toFixed(2);
     assert.ok(t.includes(`${final}%`), `final accuracy ${final}% from the inputs`);
+  });
+
+  it('a sweep measured on two machines says so at the top of the analysis, and where each run was measured', () => {
+    const sweep = tmpDir('mixed-');
+    fs.cpSync(fixture, sweep, { recursive: true });
+    const configFile = path.join(sweep, 'runs', 'w8', 'config.json');
+    const config = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+    Object.assign(config.machine, { hostname: 'node-17', cpus: 64, slurm_job_id: '4242', slurm_cpus_per_task: '8' });
+    fs.writeFileSync(configFile, JSON.stringify(config));
+    const dir = tmpDir('mixed-out-');
+    const r = runCli('report', ['--results', sweep, '--out', dir], { SLURM_JOB_ID: '1', SLURM_CPUS_PER_TASK: '2' });
+    assert.equal(r.status, 0, r.stderr);
+    const t = text(path.join(dir, 'profiling.pdf')).replace(/\s+/g, ' ');
+    assert.match(t, /Analysis .*Not like for like: the runs were measured under different conditions \(host: /);
+    assert.match(t, /host node-17: [^;]*64 CPUs available, Slurm job 4242 \(8 CPUs per task\)/);
+    assert.doesNotMatch(t, /Slurm job 1 /, 'the rendering process does not label the measurements');
+  });
+
+  it('Ctrl-C while rendering leaves no temporary file and no .md newer than its PDF', async () => {
+    const dir = tmpDir('render-stop-');
+    const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'bin', 'report.js'), '--results', fixture, '--out', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (b) => (output += b));
+    let stderr = '';
+    child.stderr.on('data', (b) => (stderr += b));
+    const closed = new Promise((r) => child.on('close', r));
+    for (let i = 0; i < 600 && !/Rendering /.test(output); i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGINT');
+    const code = await closed;
+    const files = fs.readdirSync(dir);
+    assert.deepEqual(files.filter((f) => f.includes('.tmp')), [], `no temporary file: ${files.join(' ')}`);
+    for (const md of files.filter((f) => f.endsWith('.md'))) {
+      const pdf = path.join(dir, md.replace(/\.md$/, '.pdf'));
+      assert.ok(fs.existsSync(pdf) && fs.statSync(pdf).mtimeMs <= fs.statSync(path.join(dir, md)).mtimeMs + 1, `${md} has its PDF, made before it`);
+    }
+    if (code !== 0) {
+      assert.equal(code, 130, stderr);
+      assert.match(stderr, /Stopped by SIGINT while rendering: .* keeps the PDFs it had; run the same command again to render/);
+    }
+  });
+
+  it('reuses a sweep only when measured alike: the log says where and when; another Slurm allocation measures anew', () => {
+    const runs = tmpDir('reuse-runs-');
+    const args = ['--model', 'fc', '--epochs', '1', '--limit', '64', '--workers', '0,1', '--out', tmpDir('reuse-out-')];
+    const env = { MNIST_LAB_RUNS: runs };
+    const first = runCli('report', args, env);
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /Running the 0-vs-1-worker sweep/);
+    const again = runCli('report', args, env);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /Reusing the sweep in .*report\/embedded_fc_e1_w0-1_n64_\w+, measured on \S+ \(.*, \d+ CPUs, wasm, \d+ compute threads\) from \d{4}-\d\d-\d\dT\S+ to \d{4}-\d\d-\d\dT\S+ \(--fresh measures again\)/);
+    assert.doesNotMatch(again.stdout, /Running the/);
+    const inJob = runCli('report', args, { ...env, SLURM_JOB_ID: '77', SLURM_CPUS_PER_TASK: '1' });
+    assert.equal(inJob.status, 0, inJob.stderr);
+    assert.match(inJob.stdout, /Running the 0-vs-1-worker sweep/, 'a Slurm job with 1 CPU measures its own sweep');
+    assert.equal(fs.readdirSync(path.join(runs, 'report')).length, 2, 'two sweeps, each in its own folder');
+    const config = JSON.parse(fs.readFileSync(path.join(inJob.stdout.match(/into (\S+)/)![1], 'runs', 'w1', 'config.json'), 'utf8'));
+    assert.equal(config.compute_threads, 1, 'one compute thread for the 1-CPU job');
+    assert.equal(config.machine.slurm_job_id, '77');
   });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { projectRoot } from '../../lib/util/paths';
 import { runCli, tmpDir } from '../helpers';
 
 describe('profile sweep (npm run profile)', () => {
@@ -33,5 +34,25 @@ describe('profile sweep (npm run profile)', () => {
     const r = runCli('profile', ['--workers', '1,x']);
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /expected worker counts separated by commas \(e\.g\. 1,8\), got '1,x'/);
+  });
+
+  it('gathering keeps where each run was measured: the gathering process (another Slurm job here) never relabels it', () => {
+    const sweep = tmpDir('provenance-');
+    fs.cpSync(path.join(projectRoot(), 'test', 'fixtures', 'sweep-small'), sweep, { recursive: true });
+    // The 8-worker run was measured on another node, inside a Slurm job of its own.
+    const configFile = path.join(sweep, 'runs', 'w8', 'config.json');
+    const config = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+    Object.assign(config.machine, { hostname: 'node-17', cpus: 64, slurm_job_id: '4242', slurm_cpus_per_task: '8' });
+    fs.writeFileSync(configFile, JSON.stringify(config));
+    const r = runCli('profile', ['--gather', '--workers', '1,8', '--out', sweep], { SLURM_JOB_ID: '1', SLURM_CPUS_PER_TASK: '2' });
+    assert.equal(r.status, 0, r.stderr);
+    const machine = JSON.parse(fs.readFileSync(path.join(sweep, 'machine.json'), 'utf8'));
+    assert.equal(machine.like_for_like, false);
+    const w1 = JSON.parse(fs.readFileSync(path.join(sweep, 'runs', 'w1', 'config.json'), 'utf8')).machine;
+    assert.deepEqual(machine.runs.map((p: { host: string; slurm_job_id: string }) => [p.host, p.slurm_job_id]), [[w1.hostname, w1.slurm_job_id], ['node-17', '4242']]);
+    assert.match(machine.differences.join('\n'), /host: .* \(1 worker\) vs node-17 \(8 workers\)/);
+    const csv = fs.readFileSync(path.join(sweep, 'epochs.csv'), 'utf8');
+    assert.doesNotMatch(csv, /,1,2,|"1","2"/, 'nothing says Slurm job 1 with 2 CPUs');
+    assert.match(csv, /node-17/);
   });
 });

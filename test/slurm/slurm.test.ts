@@ -48,6 +48,28 @@ describe('Slurm batch scripts', { skip }, () => {
     assert.ok(fs.existsSync(path.join(runDir, 'line-profile.txt')));
   });
 
+  it('the same script with 1 and then 2 CPUs gives two runs (1 and 2 workers); the same settings again resume their run', async () => {
+    const runsRoot = path.join(out, 'configs');
+    const env = { EPOCHS: '1', LIMIT: '128', RUNS_ROOT: runsRoot };
+    const one = submit('train.sbatch', 'cfg', ['-c', '1', '--time=10'], env);
+    assert.equal((await slurm.wait(one.id)).state, 'COMPLETED', one.output());
+    const two = submit('train.sbatch', 'cfg', ['-c', '2', '--time=10'], env);
+    assert.equal((await slurm.wait(two.id)).state, 'COMPLETED', two.output());
+    const folders = fs.readdirSync(path.join(runsRoot, 'cfg')).sort();
+    assert.deepEqual(folders, ['net-embedded-w1-c1-auto-n128', 'net-embedded-w2-c2-auto-n128']);
+    for (const [folder, workers] of [[folders[0], 1], [folders[1], 2]] as const) {
+      const rows = JSON.parse(fs.readFileSync(path.join(runsRoot, 'cfg', folder, 'line-profile.json'), 'utf8')) as { workers: number }[];
+      assert.ok(rows.length > 0 && rows.every((r) => r.workers === workers), `${folder}: the profile says ${workers} workers`);
+    }
+    assert.match(two.output(), /run folder .*net-embedded-w2-c2-auto-n128: starting this configuration's run/);
+    assert.match(two.output(), /DataLoader: 2 workers/);
+    const again = submit('train.sbatch', 'cfg', ['-c', '1', '--time=10'], { ...env, EPOCHS: '2' });
+    assert.equal((await slurm.wait(again.id)).state, 'COMPLETED', again.output());
+    assert.match(again.output(), /holds this configuration's run: resuming it/);
+    assert.match(again.output(), /Resuming .*net-embedded-w1-c1-auto-n128 from epoch 2 \(last\.ckpt holds epoch 1\)/);
+    assert.deepEqual(readMetrics(path.join(runsRoot, 'cfg', folders[0])).map((m) => m.epoch), [1, 2]);
+  });
+
   it('refuses more workers than allocated CPUs, naming both numbers', async () => {
     const job = submit('train.sbatch', 'too-many', ['-c', '1', '--time=5'], { WORKERS: '2', EPOCHS: '1', LIMIT: '64', RUN_DIR: path.join(out, 'too-many') });
     const state = await slurm.wait(job.id);

@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { projectRoot } from '../../lib/util/paths';
 import { loadCheckpoint } from '../../lib/training/checkpoint';
 import { setProfiling } from '../../lib/profiling';
 import { memoryProgress } from '../../lib/training/progress';
 import type { EpochMetrics } from '../../lib/runs/run-folder';
 import { DEFAULTS, TrainOptions } from '../../lib/training/options';
 import { runTraining } from '../../lib/training/run';
-import { tmpDir } from '../helpers';
+import { runCli, tmpDir } from '../helpers';
 
 // Tiny runs on the embedded digits: 256 training samples, 4 steps of 64 per epoch.
 const tiny = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions =>
@@ -105,9 +107,30 @@ describe('training', () => {
     await runTraining(tiny(dir, { epochs: 1 }), memoryProgress([]));
     const out: string[] = [];
     const resumed = await runTraining({ ...tiny(dir), resume: dir, epochs: 2 }, memoryProgress(out));
-    assert.match(out.join('\n'), /Resuming from .*last\.ckpt after epoch 1/);
+    assert.match(out.join('\n'), /Resuming .* from epoch 2 \(last\.ckpt holds epoch 1\)/);
     assert.deepEqual(resumed.metrics.map((m) => m.epoch), [1, 2]);
     assert.deepEqual(readMetrics(dir).map((m) => [m.epoch, m.train_loss, m.test_loss]),
       first.metrics.map((m) => [m.epoch, m.train_loss, m.test_loss]));
+  });
+
+  it('a profiled run stopped by a signal and resumed has a line profile of every epoch', async () => {
+    const dir = path.join(tmpDir(), 'profiled');
+    const args = ['--epochs', '2', '--limit', '640', '--compute-threads', '1', '--profile', '--plain', '--backend', 'wasm'];
+    const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'bin', 'train.js'), ...args, '--out', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (b) => (output += b));
+    const closed = new Promise((r) => child.on('close', r));
+    // Stop it in epoch 2, once epoch 1 is saved.
+    for (let i = 0; i < 1200 && !/Train Epoch: 2 \[/.test(output); i++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGUSR1');
+    assert.equal(await closed, 3, output);
+    assert.match(output, /Stopped by SIGUSR1 during epoch 2: last\.ckpt holds epoch 1/);
+    const resumed = runCli('train', ['--resume', dir, '--plain']);
+    assert.equal(resumed.status, 0, resumed.stderr);
+    const rows = JSON.parse(fs.readFileSync(path.join(dir, 'line-profile.json'), 'utf8')) as { epoch: number; tag: string; hits: number }[];
+    assert.deepEqual([...new Set(rows.map((r) => r.epoch))].sort(), [1, 2], 'both epochs profiled');
+    // 10 batches an epoch: the wait for data is hit 11 times in each.
+    assert.deepEqual(rows.filter((r) => r.tag === 'data').map((r) => [r.epoch, r.hits]), [[1, 11], [2, 11]]);
+    assert.match(fs.readFileSync(path.join(dir, 'line-profile.txt'), 'utf8'), /\n +\d+ +22 +[\d.]+ +[\d.]+ +[\d.]+ +for await \(const batch of loader\)/);
   });
 });
