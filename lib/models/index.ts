@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../util/errors';
 import { rng } from '../util/random';
 import { InitSeeds, SeededDropout } from './layers';
-import { buildNet } from './net';
+import { buildNet, buildPytorchExampleNet } from './net';
 import { buildBase14k, buildBn10k, buildBn14k, buildCnnSmall, buildFc, buildGap14k, buildGap8k } from './zoo';
 
 export interface ModelEntry {
@@ -13,6 +13,10 @@ export interface ModelEntry {
 
 export const MODELS: Record<string, ModelEntry> = {
   net: { description: "the assignment's Net: 2 conv 5x5 (32, 64), fc 1024, dropout 0.5, fc 10", build: buildNet },
+  'pytorch-example': {
+    description: "pytorch/examples' mnist/main.py Net, the exercise's starting code: 2 conv 3x3 (32, 64), max-pool, dropout 0.25, fc 128, dropout 0.5, fc 10",
+    build: buildPytorchExampleNet,
+  },
   fc: { description: 'a fully connected baseline: flatten 784 → 128 → ReLU → 10', build: buildFc },
   'cnn-small': { description: 'a small CNN: conv 3x3 24 → pool → conv 3x3 36 → pool → fc 128 → 10', build: buildCnnSmall },
   'base-14k': { description: 'bias-free 3x3 convolutions with 1x1 transitions and a 7x7 output convolution', build: buildBase14k },
