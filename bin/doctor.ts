@@ -54,7 +54,9 @@ async function main(): Promise<void> {
   new Command('doctor').description('Check what this machine can run, and how to fix what is missing.').parse();
   const checks: Check[] = [];
   const nodeMajor = Number(process.versions.node.split('.')[0]);
-  checks.push({ name: 'Node.js', ok: nodeMajor >= 20, detail: process.version, fix: 'install Node.js 20 or newer', required: true });
+  const supported = [20, 22, 24].includes(nodeMajor);
+  checks.push({ name: 'Node.js', ok: supported, detail: `${process.version}${supported ? '' : ' (not a line CI tests)'}`,
+    fix: 'use Node 20, 22 or 24 (Node 22 for the GPU backend: tfjs-node-gpu 4.22.0 does not load on Node 23+)', required: nodeMajor < 20 });
   for (const [pkg, version] of Object.entries(tfjsVersions())) checks.push({ name: pkg, ok: true, detail: version });
 
   const gpuBinding = probeNodeBinding('@tensorflow/tfjs-node-gpu');

@@ -141,3 +141,22 @@ describe('npm run report (from a stored sweep)', { skip }, () => {
     assert.equal(config.machine.slurm_job_id, '77');
   });
 });
+
+describe('npm run report with the browser packaged on npm (no system Chromium on the PATH)', { skip: has('pdftotext') ? false : 'SKIPPED: poppler-utils not installed' }, () => {
+  it('renders both PDFs, A4, fonts embedded, no blank page', () => {
+    const out = tmpDir('packaged-');
+    const emptyPath = tmpDir('no-browser-path-');
+    const r = runCli('report', ['--results', fixture, '--out', out], { PATH: emptyPath, PUPPETEER_EXECUTABLE_PATH: '' });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /Chromium: \S+ \(npm package @sparticuz\/chromium \d+\.\d+\.\d+, unpacked in /);
+    for (const file of ['architecture.pdf', 'profiling.pdf']) {
+      const pdf = path.join(out, file);
+      assert.match(info(pdf), /Page size:\s+595\.\d+ x 84[12]\.\d+ pts \(A4\)/);
+      const fonts = execFileSync('pdffonts', [pdf], { encoding: 'utf8' }).split('\n').slice(2).filter(Boolean);
+      assert.ok(fonts.length > 0 && fonts.every((l) => / yes /.test(l)), `fonts embedded:\n${fonts.join('\n')}`);
+      inkPerPage(pdf).forEach((v, i) => assert.ok(v > 0.005, `${file} page ${i + 1} looks blank`));
+    }
+    assert.match(text(path.join(out, 'profiling.pdf')), /Timer unit: 1e-06 s/);
+  });
+});
+
