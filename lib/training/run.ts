@@ -119,8 +119,9 @@ async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progr
         .catch((err: unknown) => {
           if (!(err instanceof DivergedError)) throw err;
           folder.appendDivergence({ epoch, lr, diverged: { batch: err.batch, loss: String(err.loss) } });
+          const kept = epoch === 1 ? 'no epoch was finished' : `${folder.dir} keeps the ${epoch - 1} epoch${epoch === 2 ? '' : 's'} before`;
           throw new UserError(`${err.message} (lr ${lr}): training cannot go on. Lower --lr (or choose another --optimizer) and ` +
-            `start a new run; ${folder.dir} keeps the ${epoch - 1} epoch${epoch === 2 ? '' : 's'} before (recorded in metrics.jsonl)`, EXIT_DIVERGED);
+            `start a new run; ${kept} (the divergence is recorded in metrics.jsonl)`, EXIT_DIVERGED);
         });
       const t1 = performance.now();
       if (stop.aborted) {
