@@ -2,8 +2,9 @@
  * The README's shell commands stay true to the code: every `npm run` script exists, every
  * option given to one of the lab's commands is one that command accepts (its --help), every
  * script and file named is in the repository, and no command points outside it (a user's
- * clone has no ../shared). Commands are checked, not all run: most train for minutes; the
- * quick ones are run by the other tests.
+ * clone has no ../shared). The quick commands are run here; each one that is not says why
+ * (it trains for minutes, needs the network, Slurm or a browser window); the other tests
+ * run small versions of them.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -66,5 +67,32 @@ describe('README commands', () => {
         assert.ok(fs.existsSync(path.join(root, file)), `${c}: ${file} does not exist`);
       }
     }
+  });
+
+  it('runs the quick commands and says why each other one is not run here', () => {
+    const quick = /^npm run (?:train|runs|bench|profile|report|predict|notebooks|kernel) -- --help$|^npm run runs$|^npm run kernel$|^npm run train -- --epochs 1 --limit 640$/;
+    const why = (c: string): string => {
+      if (/sbatch|squeue|submit-sweep/.test(c)) return 'needs a Slurm cluster (test/slurm runs the scripts on a throw-away one)';
+      if (/--download/.test(c)) return 'downloads from the internet (test/data/download.test.ts uses a local mirror)';
+      if (/npm run jupyter/.test(c)) return 'starts a server for a browser (test/notebook starts it and asks its API)';
+      if (/<\w+>|runs\/(A|B|2026)|my-digit/.test(c)) return 'names a run or file of the reader\'s (placeholder)';
+      if (/^npm ci$/.test(c)) return 'the install itself (CI runs it first)';
+      if (/^npm test$/.test(c)) return 'the test suite itself';
+      if (/npm run (--silent )?(report|train|profile|notebooks|bench)\b/.test(c)) return 'trains for minutes (the other tests run small versions of it)';
+      return '';
+    };
+    const skipped: string[] = [];
+    for (const c of all) {
+      const l = lab(c);
+      if (l?.bin && quick.test(c)) {
+        const r = runCli(l.bin, l.args);
+        assert.equal(r.status, 0, `${c}:\n${r.stderr}`);
+        continue;
+      }
+      const reason = why(c);
+      assert.ok(reason, `${c}: neither run here nor given a reason`);
+      skipped.push(`${c}: ${reason}`);
+    }
+    process.stdout.write(`README commands not run here:\n${skipped.map((s) => `  ${s}`).join('\n')}\n`);
   });
 });
