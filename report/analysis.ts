@@ -67,7 +67,8 @@ function perWorkers(data: SweepData, workers: number, loop: { function: string; 
     steps,
     headerSeconds,
     headerPerStepMs: (1000 * headerSeconds) / steps,
-    stepSeconds: sum(lines.filter((l) => l.tag === STEP_TAG)) / n,
+    // Recorded before lines were tagged: the step is all of the loop's time but the wait.
+    stepSeconds: (data.untagged ? sum(lines) - sum(header) : sum(lines.filter((l) => l.tag === STEP_TAG))) / n,
     totalLineSeconds: sum(lines) / n,
     finalAccuracy: epochs.length ? epochs[epochs.length - 1].test_accuracy : NaN,
     computeThreads: Math.max(1, ...epochs.map((e) => e.compute_threads ?? 1)),
@@ -105,6 +106,10 @@ export function analyse(data: SweepData): Analysis {
   if (data.differences.length) {
     s.push(`Not like for like: the runs were measured under different conditions (${data.differences.join('; ')}). ` +
       'Part of any difference below may come from those conditions rather than from the number of workers; measure both on the same machine and allocation to compare the workers alone.');
+  }
+  if (data.untagged) {
+    s.push(`This sweep was recorded before profile lines were tagged: the wait for data is known from its loop waits, ` +
+      `the training step is taken as all of \`${loop.function}\`'s other time, and the step's phases are not broken down.`);
   }
   // The CPUs the run with more workers had, from its own record.
   const highRun = data.provenance.find((p) => p.workers === highW);

@@ -248,6 +248,20 @@ export interface SweepData {
   /** From the runs' config.json. */
   config: { backend: string; engine: string; backendLine?: string; data: string; note: string; train: number; test: number; epochs: number; batchSize: number; model: string };
   texts: Record<number, string>;
+  /** Recorded before profile lines carried tags: only the wait for data is known (from the loop waits). */
+  untagged?: boolean;
+}
+
+/**
+ * Rows of a run recorded before lines were tagged (the profile format before 2026-11-25):
+ * the loop headers are known from its loop waits and tagged `data`; other lines keep no
+ * tag (`tag` stays undefined so that readers can tell).
+ */
+function withTags(run: RunFolder, rows: SweepLine[]): SweepLine[] {
+  if (rows.every((r) => typeof r.tag === 'string')) return rows;
+  const headers = new Set(run.readLoopWaits().map((w) => `${w.function}:${w.line}`));
+  if (!headers.size) throw new UserError(`${run.dir}: its line profile carries no tags and it has no loop-waits.json: the wait for data cannot be told apart; rerun the sweep (--fresh)`);
+  return rows.map((r) => (typeof r.tag === 'string' ? r : headers.has(`${r.function}:${r.line}`) ? { ...r, tag: 'data' } : { ...r, tag: undefined as unknown as string }));
 }
 
 /** Reads a sweep folder written by `npm run profile` (or `npm run report`). */
@@ -264,10 +278,8 @@ export function readSweep(dir: string): SweepData {
       `npm run profile -- --workers ${workers.join(',')} --out ${dir} (and the same training options), which resumes it`);
     const metrics = run.readMetrics();
     data.epochs.push(...metrics.map((e) => ({ ...e, workers: w })));
-    const rows = run.readLineProfileRows() as unknown as SweepLine[];
-    if (rows.some((r) => r.tag === undefined)) {
-      throw new UserError(`${run.dir}: line profile recorded by an older version (its lines carry no phase tags); rerun the sweep (--fresh)`);
-    }
+    const rows = withTags(run, run.readLineProfileRows() as unknown as SweepLine[]);
+    if (rows.some((r) => r.tag === undefined)) data.untagged = true;
     // The profile must cover the epochs the metrics do (a resumed run's profile from before v2 covers only its last attempt).
     const profiled = [...new Set(rows.map((r) => r.epoch))].sort((a, b) => a - b).join(',');
     const measured = metrics.map((m) => m.epoch).join(',');

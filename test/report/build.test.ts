@@ -97,6 +97,19 @@ describe('npm run report (from a stored sweep)', { skip }, () => {
     assert.doesNotMatch(t, /Slurm job 1 /, 'the rendering process does not label the measurements');
   });
 
+  it('a sweep recorded by the earlier version (untagged lines, no machine in its runs) still renders, saying what was not recorded', () => {
+    const dir = tmpDir('v1-out-');
+    const r = runCli('report', ['--results', path.join(projectRoot(), 'test', 'fixtures', 'sweep-v1'), '--out', dir]);
+    assert.equal(r.status, 0, r.stderr);
+    const t = text(path.join(dir, 'profiling.pdf')).replace(/\s+/g, ' ');
+    assert.match(t, /host not recorded: not recorded, not recorded CPUs available/);
+    assert.match(t, /from not recorded to/);
+    assert.match(t, /not recorded compute threads/);
+    assert.match(t, /This sweep was recorded before profile lines were tagged: the wait for data is known from its loop waits/);
+    assert.match(t, /waiting for the next batch \(line 116\)/);
+    assert.doesNotMatch(t, /Inside the step/);
+  });
+
   it('Ctrl-C while rendering leaves no temporary file and no .md newer than its PDF', async () => {
     const dir = tmpDir('render-stop-');
     const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'bin', 'report.js'), '--results', fixture, '--out', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
