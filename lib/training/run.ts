@@ -90,7 +90,13 @@ async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progr
   const threads = options.computeThreads ?? defaultComputeThreads(backend.name);
   checkComputeThreads(threads, backend.name);
   const session = options.profile || isProfiling() ? new ProfileSession() : undefined;
-  const start = options.resume ? await restore(folder, options, model, optimizer, session, progress) : fresh(folder, progress);
+  let start: Start;
+  try {
+    start = options.resume ? await restore(folder, options, model, optimizer, session, progress) : fresh(folder, progress);
+  } catch (err) {
+    session?.close(); // recording back as it was: a notebook kernel that goes on is not left profiling
+    throw err;
+  }
   folder.writeConfig(runConfig(options, folder.dir, backend, threads, data));
   const loader = new DataLoader(data.train, {
     batchSize: options.batchSize, shuffle: true, seed: options.seed, numWorkers: options.workers, signal: stop,
