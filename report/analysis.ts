@@ -29,8 +29,29 @@ export interface Analysis {
   topLine: { function: string; line: number; contents: string; share: number };
   /** Each step phase's share of the step's time, at the lower worker count, in step order. */
   phases: { phase: string; share: number }[];
+  /** The loader side at each of the two worker counts, from the runs' timelines (undefined for runs recorded before them). */
+  loaderLow?: LoaderSide;
+  loaderHigh?: LoaderSide;
   sentences: string[];
 }
+
+/** What the loader workers did in one run, measured on their timelines (profiling/trace.ts). */
+export interface LoaderSide {
+  workers: number;
+  /** Batches built per epoch, and the mean time to build one (in a worker; in the main thread with 0 workers). */
+  batchesPerEpoch: number;
+  buildMs: number;
+  handoverMs: number;
+  /** Mean share of the training time the loader workers were idle (NaN with 0 workers). */
+  idleShare: number;
+  /** Batches built and waiting when the loop asked for the next one (mean), and how often that one was ready. */
+  queueReady: number;
+  wantedReady: number;
+  /** The training loop's wait for the next batch per step (its loop header), ms. */
+  waitPerStepMs: number;
+}
+
+const stepWaitMs = (l: LoaderSide) => l.waitPerStepMs;
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const sum = (lines: SweepLine[]) => lines.reduce((a, l) => a + l.time_s, 0);
@@ -73,6 +94,86 @@ function perWorkers(data: SweepData, workers: number, loop: { function: string; 
     finalAccuracy: epochs.length ? epochs[epochs.length - 1].test_accuracy : NaN,
     computeThreads: Math.max(1, ...epochs.map((e) => e.compute_threads ?? 1)),
   };
+}
+
+/** The loader side of one run from its per-thread summary; undefined when the run recorded no timeline. */
+function loaderSide(data: SweepData, workers: number, waitPerStepMs: number): LoaderSide | undefined {
+  const threads = data.threads.filter((t) => t.workers === workers);
+  const main = threads.find((t) => t.kind === 'main');
+  if (!main) return undefined;
+  const loaders = threads.filter((t) => t.kind === 'loader');
+  const builders = loaders.length ? loaders : [main];
+  const built = builders.reduce((n, t) => n + t.batches_built, 0);
+  const weighted = (k: 'mean_build_ms' | 'mean_handover_ms') => (built ? builders.reduce((n, t) => n + t[k] * t.batches_built, 0) / built : 0);
+  const epochs = Math.max(1, data.epochs.filter((e) => e.workers === workers).length);
+  return {
+    workers, batchesPerEpoch: built / epochs, buildMs: weighted('mean_build_ms'), handoverMs: weighted('mean_handover_ms'),
+    idleShare: loaders.length ? mean(loaders.map((t) => t.waiting_share)) : NaN,
+    queueReady: main.mean_queue_ready, wantedReady: main.wanted_ready_share, waitPerStepMs,
+  };
+}
+
+/** The measured loader side in sentences: build time per batch, the workers' idle share, the queue when the loop asks. */
+function loaderSentences(lo: LoaderSide, hi: LoaderSide, stepMs: number): string[] {
+  const w = (n: number) => `${n} worker${n === 1 ? '' : 's'}`;
+  const where = (l: LoaderSide) => (l.workers === 0 ? 'in the main thread' : 'in a worker');
+  const out: string[] = [];
+  out.push(`The loader side, measured on the threads' timelines: building a batch took ${l2(lo.buildMs)} ms ${where(lo)} with ${w(lo.workers)} ` +
+    `and ${l2(hi.buildMs)} ms with ${w(hi.workers)}` + (hi.handoverMs > 0 ? ` (handing it over ${l2(hi.handoverMs)} ms more)` : '') +
+    `, against ${l2(stepMs)} ms per training step.` +
+    (lo.buildMs > 0 && hi.buildMs > 1.2 * lo.buildMs
+      ? ` Building got ${(hi.buildMs / lo.buildMs).toFixed(1)}× slower with more workers: they share the cores with the step and with each other.`
+      : ''));
+  const idle = [lo, hi].filter((l) => Number.isFinite(l.idleShare));
+  if (idle.length) {
+    out.push(`The loader workers were idle ${idle.map((l) => `${pct(l.idleShare)} of the training time with ${w(l.workers)}`).join(' and ')}` +
+      (idle.some((l) => l.idleShare > 0.5)
+        ? ': most of the time their prefetch queue was full, waiting for the training step to take batches, so they build batches faster than the step uses them.'
+        : ': they were busy most of the time, so batches were built about as fast as the step used them, or slower.'));
+  }
+  if (lo.workers > 0 || hi.workers > 0) {
+    const asked = (l: LoaderSide) => `${l.queueReady.toFixed(1)} batch${l.queueReady.toFixed(1) === '1.0' ? ' was' : 'es were'} ready on average ` +
+      `with ${w(l.workers)} (the one it wanted in ${pct(l.wantedReady)} of the asks)`;
+    out.push(`When the loop asked for the next batch, ${[lo, hi].filter((l) => l.workers > 0).map(asked).join(', and ')}.`);
+  }
+  // Built in time, and still waited for: the wait is delivery (and sharing the cores), not building.
+  const waited = hi.workers > 0 && hi.wantedReady >= 0.8 && stepWaitMs(hi) > 2 * hi.buildMs;
+  if (waited) {
+    out.push(`With ${w(hi.workers)} the batch the loop wanted had been built before it asked in ${pct(hi.wantedReady)} of the asks, yet the loop waited ` +
+      `${l2(stepWaitMs(hi))} ms per step: that wait is the hand-over (the worker's message reaching a main thread busy with the step, ` +
+      'worker threads sharing the cores), not the building.');
+  }
+  return out;
+}
+
+const l2 = (x: number) => x.toFixed(2);
+
+/** One loader worker's line-profile figures over a run (all epochs). */
+export interface LoaderRow { thread: string; batches: number; build_s: number; handover_s: number; total_s: number; per_batch_ms: number; idle_share: number }
+
+/**
+ * The worker side of one run, per loader worker, from the workers' own line profiles
+ * (`build` and `handover` lines of the batch-building function) and their idle share from
+ * the timeline; and the totals, which are the sums of the rows (idle: their mean).
+ */
+export function loaderTable(data: SweepData, workers: number): { rows: LoaderRow[]; total: LoaderRow } {
+  const lines = data.workerLines.filter((l) => l.workers === workers);
+  const threads = [...new Set(lines.map((l) => String(l.thread)))].sort((a, b) => Number(a.replace(/\D/g, '')) - Number(b.replace(/\D/g, '')));
+  const idle = (thread: string) => data.threads.find((t) => t.workers === workers && t.thread === thread)?.waiting_share ?? NaN;
+  const rows = threads.map((thread) => {
+    const own = lines.filter((l) => l.thread === thread);
+    // One call per batch: the function's first line runs once per call.
+    const first = Math.min(...own.map((l) => l.line));
+    const batches = own.filter((l) => l.line === first).reduce((n, l) => n + l.hits, 0);
+    const total = sum(own);
+    return { thread, batches, build_s: sum(own.filter((l) => l.tag === 'build')), handover_s: sum(own.filter((l) => l.tag === 'handover')),
+      total_s: total, per_batch_ms: batches ? (1000 * total) / batches : 0, idle_share: idle(thread) };
+  });
+  const add = (k: 'batches' | 'build_s' | 'handover_s' | 'total_s') => rows.reduce((n, r) => n + r[k], 0);
+  const batches = add('batches');
+  const total = { thread: 'all workers', batches, build_s: add('build_s'), handover_s: add('handover_s'), total_s: add('total_s'),
+    per_batch_ms: batches ? (1000 * add('total_s')) / batches : 0, idle_share: mean(rows.map((r) => r.idle_share)) };
+  return { rows, total };
 }
 
 export function analyse(data: SweepData): Analysis {
@@ -134,15 +235,20 @@ export function analyse(data: SweepData): Analysis {
     `${lowW} worker${lowW === 1 ? '' : 's'} to ${high.headerPerStepMs.toFixed(2)} ms with ${highW} ` +
     `(${delta >= 0 ? '+' : ''}${delta.toFixed(2)} ms, ${relative >= 0 ? '+' : ''}${pct(relative)}), that is ` +
     `${pct(lowShare)} and ${pct(highShare)} of the epoch.`);
+  const loaderLow = loaderSide(data, lowW, low.headerPerStepMs);
+  const loaderHigh = loaderSide(data, highW, high.headerPerStepMs);
+  const queued = loaderHigh && highW > 0 ? ` (${loaderHigh.queueReady.toFixed(1)} ready on average when it asked, measured)` : '';
   if (delta < 0 && Math.abs(relative) >= 0.1) {
-    s.push(`More workers prepare batches ahead of the training step (up to ${highW} × 2 in flight), so the loop finds ` +
-      `more of them ready when it asks.`);
+    s.push(`More workers prepare batches ahead of the training step, so the loop finds more of them ready when it asks${queued}.`);
   } else if (delta > 0 && Math.abs(relative) >= 0.1) {
     s.push(`More workers did not bring batches sooner here: the extra threads compete with the training step for ` +
       `the same ${cores}.`);
   } else {
     s.push(`Batches were already ready when the loop asked for them with ${lowW} worker${lowW === 1 ? '' : 's'}, so adding workers had little to remove.`);
   }
+
+  if (loaderLow && loaderHigh) s.push(...loaderSentences(loaderLow, loaderHigh, (1000 * low.stepSeconds) / low.steps));
+  else s.push('The loader workers\' side (build time, idle share, queue) was not recorded in these runs: they predate timelines (rerun the sweep with --fresh).');
 
   const verdict = speedup > 1.05 ? `faster: a speedup of ${speedup.toFixed(2)}×` : speedup < 0.95
     ? `slower: a speedup of ${speedup.toFixed(2)}× (a slowdown)` : `no faster: a speedup of ${speedup.toFixed(2)}×, within noise`;
@@ -178,5 +284,5 @@ export function analyse(data: SweepData): Analysis {
     : `The final accuracies differ (${low.finalAccuracy.toFixed(2)}% vs ${high.finalAccuracy.toFixed(2)}%)` +
       (low.computeThreads === high.computeThreads ? ': check that both runs used the same seed and data.'
         : ': expected with different compute threads, as dropout draws and summation order differ.'));
-  return { low, high, speedup, efficiency, loop, headerLine, topLine, phases, sentences: s };
+  return { low, high, speedup, efficiency, loop, headerLine, topLine, phases, loaderLow, loaderHigh, sentences: s };
 }

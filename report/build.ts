@@ -15,8 +15,8 @@ import { linesByWorkers, Provenance, provenanceOf, readSweep, runFolder, runSwee
 import { defaultComputeThreads } from '../lib/training/data-parallel';
 import { DEFAULTS } from '../lib/training/options';
 import { machineInfo } from '../lib/util/machine';
-import { analyse } from './analysis';
-import { curveFigure, epochTimeFigure, lineTimeFigure, renderSvgs, waitFigure } from './charts';
+import { analyse, loaderTable, LoaderRow } from './analysis';
+import { curveFigure, epochTimeFigure, lineTimeFigure, renderSvgs, timelineFigure, waitFigure } from './charts';
 import { findChromium } from './chromium';
 import { diagramSvg, modelFacts } from './model-facts';
 import { removeTemporaries, renderPdf } from './render';
@@ -129,6 +129,16 @@ export function profilingMarkdown(d: SweepData, charts: Record<string, string>):
   });
   side.push(['', '', `**total of ${a.loop.function}**`, sumLow.toFixed(3), '100.0', sumHigh.toFixed(3), '100.0', signed(sumHigh - sumLow)]);
   const files = [...new Set(d.lines.map((l) => `\`${l.function}\` (${l.file})`))];
+  const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'not recorded');
+  const loaderTables = d.workers.filter((w) => d.workerLines.some((l) => l.workers === w)).map((w) => {
+    const { rows, total } = loaderTable(d, w);
+    const cells = (r: LoaderRow, bold = false) => [bold ? `**${r.thread}**` : r.thread, fmt(r.batches), r.build_s.toFixed(3), r.handover_s.toFixed(3),
+      r.total_s.toFixed(3), r.per_batch_ms.toFixed(2), pct(r.idle_share)];
+    return `**${w} worker${w === 1 ? '' : 's'}**\n\n` + mdTable(['Thread', 'Batches', 'Build s', 'Hand-over s', 'Total s', 'ms per batch', 'Idle'],
+      [...rows.map((r) => cells(r)), cells(total, true)], [false, true, true, true, true, true, true]);
+  });
+  const threadRows = d.threads.map((t) => [String(t.workers), t.thread, pct(t.busy_share), pct(t.waiting_share), t.batches_built ? fmt(t.batches_built) : '',
+    t.batches_built ? t.mean_build_ms.toFixed(2) : '', t.asks ? `${t.mean_queue_ready.toFixed(2)} (${pct(t.wanted_ready_share)})` : '']);
 
   return fill(template('profiling.md'), {
     title: `Line profile of MNIST training: ${lowW} vs ${highW} data-loader workers`,
@@ -148,6 +158,10 @@ export function profilingMarkdown(d: SweepData, charts: Record<string, string>):
     chart_waits: charts.waits,
     chart_accuracy: charts.accuracy,
     chart_loss: charts.loss,
+    chart_timeline: charts.timeline ?? '<p class="small">No timelines in these results: they were recorded by an older version (rerun the sweep with --fresh).</p>',
+    loader_tables: loaderTables.length ? loaderTables.join('\n\n') : 'Not recorded in these results (an older version; rerun the sweep with --fresh).',
+    thread_table: threadRows.length ? mdTable(['Workers', 'Thread', 'Busy', 'Waiting', 'Batches', 'Build ms', 'Queue (wanted ready)'], threadRows,
+      [true, false, true, true, true, true, true]) : 'Not recorded in these results.',
     profiles: d.workers.map((w) => `### ${w} worker${w === 1 ? '' : 's'}\n\n\`\`\`text\n${d.texts[w].trimEnd()}\n\`\`\``).join('\n\n'),
     results_dir: path.relative(projectRoot(), d.dir) || d.dir,
     date: today(),
@@ -225,12 +239,14 @@ export async function buildReports(o: ReportOptions): Promise<{ architecture: st
   const archMd = architectureMarkdown(o.model);
   const sweep = readSweep(resultsDir);
   const a = analyse(sweep);
-  const [lines, epochs, waits, accuracy, loss] = await renderSvgs([
+  const timelineFig = timelineFigure(sweep);
+  const [lines, epochs, waits, accuracy, loss, timeline] = await renderSvgs([
     lineTimeFigure(sweep), epochTimeFigure(sweep), waitFigure(sweep, a.headerLine),
     curveFigure(sweep, 'test_accuracy', 'Test accuracy per epoch', '%'), curveFigure(sweep, 'train_loss', 'Training loss per epoch', 'NLL'),
+    ...(timelineFig ? [timelineFig] : []),
   ], chromium);
   const noWaits = '<p class="small">No per-step waiting times in these results: they were recorded by an older version (rerun the sweep with --fresh).</p>';
-  const profMd = profilingMarkdown(sweep, { lines, epochs, waits: sweep.waits.length ? waits : noWaits, accuracy, loss });
+  const profMd = profilingMarkdown(sweep, { lines, epochs, waits: sweep.waits.length ? waits : noWaits, accuracy, loss, ...(timeline ? { timeline } : {}) });
   const profiling = path.join(o.out, 'profiling.pdf');
   // Ctrl-C while rendering: no temporary file is left, and each PDF stays as it was or is whole.
   const stop = (signal: NodeJS.Signals) => {

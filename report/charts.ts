@@ -4,9 +4,9 @@
  */
 import puppeteer from 'puppeteer';
 import { linesByWorkers, SweepData } from '../lib/runs/sweep';
+import { EPOCH_SPAN, mergeTimelines, Span, ThreadTimeline } from '../lib/profiling/trace';
 import { Figure, plotlySource } from '../lib/util/html';
 import type { Browser } from './chromium';
-
 
 
 export const CHART_WIDTH = 560;
@@ -68,6 +68,86 @@ export function curveFigure(d: SweepData, key: 'test_accuracy' | 'train_loss', t
     }),
     layout: { ...base(title, 'epoch', yTitle, 260), xaxis: { title: { text: 'epoch' }, dtick: 1 } },
   };
+}
+
+/** Colours of the timeline's spans: waiting is grey, the step's phases blue to green, the loader orange. */
+const SPAN_COLOURS: Record<string, string> = {
+  data: '#bab0ac', idle: '#e5e5e5', allreduce: '#9d9d9d', scatter: '#72b7b2', forward: '#4c78a8', loss: '#9ecae9', backward: '#54a24b',
+  optimizer: '#b279a2', build: '#f58518', handover: '#e45756', test: '#eeca3b',
+};
+/** Spans that contain others on the same track (drawn through their parts instead). */
+const CONTAINERS = (name: string) => EPOCH_SPAN.test(name) || name === 'step';
+
+/**
+ * A window of `steps` training steps from the middle of a run's last epoch: the main
+ * thread's step spans, from the wait before the first to the end of the last.
+ */
+export function timelineWindow(threads: ThreadTimeline[], steps = 4): { start: number; end: number } | undefined {
+  const main = threads.find((t) => t.thread === 'main');
+  const epochs = (main?.spans ?? []).filter((s) => EPOCH_SPAN.test(s.name)).sort((a, b) => a.start - b.start);
+  const last = epochs.at(-1);
+  if (!main || !last) return undefined;
+  const inLast = main.spans.filter((s) => s.name === 'step' && s.start >= last.start && s.end <= last.end).sort((a, b) => a.start - b.start);
+  if (!inLast.length) return undefined;
+  const first = Math.max(0, Math.floor(inLast.length / 2) - Math.floor(steps / 2));
+  const chosen = inLast.slice(first, first + steps);
+  const waitBefore = main.spans.filter((s) => s.name === 'data' && s.end <= chosen[0].start + 1e-6).sort((a, b) => b.end - a.end)[0];
+  return { start: waitBefore?.start ?? chosen[0].start, end: chosen[chosen.length - 1].end };
+}
+
+/**
+ * Every thread's timeline in a window of steps from the middle of the last epoch: one
+ * panel per worker count (the lower above), one row per thread, a bar per span.
+ */
+export function timelineFigure(d: SweepData, workers = [d.workers[0], d.workers[d.workers.length - 1]]): Figure | undefined {
+  const panels = workers.flatMap((w) => {
+    const threads = d.timelines[w] ? mergeTimelines(d.timelines[w]) : undefined;
+    const window = threads && timelineWindow(threads);
+    return threads && window ? [{ w, threads, window }] : [];
+  });
+  if (!panels.length) return undefined;
+  const rows = panels.map((p) => p.threads.length);
+  const total = rows.reduce((a, b) => a + b, 0);
+  const gap = 0.1;
+  const span = Math.max(...panels.map((p) => p.window.end - p.window.start));
+  const data: Record<string, unknown>[] = [];
+  const layout: Record<string, unknown> = {
+    ...base('Every thread during a few training steps (middle of the last epoch)', '', '', 110 + 24 * total + 40 * panels.length),
+    barmode: 'overlay', margin: { l: 120, r: 20, t: 90, b: 50 }, legend: { orientation: 'h', x: 0, y: 1.01, yanchor: 'bottom', traceorder: 'normal' },
+    title: { text: 'Every thread during a few training steps (middle of the last epoch)', font: { size: 14 }, y: 0.99, yanchor: 'top' },
+  };
+  const shown = new Set<string>();
+  let top = 1;
+  panels.forEach((p, i) => {
+    const height = (1 - gap * (panels.length - 1)) * (p.threads.length / total);
+    const axis = i === 0 ? '' : String(i + 1);
+    layout[`yaxis${axis}`] = { domain: [Math.max(0, top - height), top], autorange: 'reversed', automargin: true, type: 'category',
+      title: { text: `${p.w} worker${p.w === 1 ? '' : 's'}`, font: { size: 11 } } };
+    layout[`xaxis${axis}`] = { anchor: `y${axis}`, range: [0, span], title: { text: i === panels.length - 1 ? 'milliseconds from the window start' : '' } };
+    top -= height + gap;
+    // Every thread gets its row, also one with nothing in the window (a worker idle all along).
+    data.push({ type: 'bar', orientation: 'h', name: '', showlegend: false, hoverinfo: 'skip', y: p.threads.map((t) => t.thread),
+      x: p.threads.map(() => 0), base: p.threads.map(() => 0), xaxis: `x${axis}`, yaxis: `y${axis}`, marker: { color: 'rgba(0,0,0,0)' } });
+    const byName = new Map<string, { y: string[]; x: number[]; base: number[] }>();
+    for (const t of p.threads) {
+      for (const s of t.spans as Span[]) {
+        if (CONTAINERS(s.name) || s.end <= p.window.start || s.start >= p.window.end) continue;
+        const start = Math.max(s.start, p.window.start);
+        const end = Math.min(s.end, p.window.end);
+        let e = byName.get(s.name);
+        if (!e) byName.set(s.name, (e = { y: [], x: [], base: [] }));
+        e.y.push(t.thread);
+        e.base.push(start - p.window.start);
+        e.x.push(end - start);
+      }
+    }
+    for (const [name, e] of byName) {
+      data.push({ type: 'bar', orientation: 'h', name, legendgroup: name, showlegend: !shown.has(name), ...e,
+        xaxis: `x${axis}`, yaxis: `y${axis}`, marker: { color: SPAN_COLOURS[name] ?? '#888', line: { width: 0 } }, width: 0.7 });
+      shown.add(name);
+    }
+  });
+  return { data, layout };
 }
 
 /** Renders figures to SVG strings with Plotly.toImage in one headless page. */

@@ -1,9 +1,9 @@
 /** `mnist-profiling-lab/report`: the two deliverable PDFs and their parts (analysis, charts, model facts, rendering). */
 export { architectureMarkdown, buildReports, ensureResults, profilingMarkdown } from './build';
 export type { ReportOptions } from './build';
-export { analyse } from './analysis';
-export type { Analysis, PerWorkers } from './analysis';
-export { curveFigure, epochTimeFigure, lineTimeFigure, renderSvgs, waitFigure } from './charts';
+export { analyse, loaderTable } from './analysis';
+export type { Analysis, LoaderRow, LoaderSide, PerWorkers } from './analysis';
+export { curveFigure, epochTimeFigure, lineTimeFigure, renderSvgs, timelineFigure, timelineWindow, waitFigure } from './charts';
 export { diagramSvg, modelFacts } from './model-facts';
 export type { LayerFacts, ModelFacts } from './model-facts';
 export { findChromium } from './chromium';

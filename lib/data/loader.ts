@@ -6,6 +6,10 @@
  * With workers, batch i goes to worker i mod numWorkers, with up to
  * numWorkers × prefetchFactor batches in flight. The data set lives in shared memory, so
  * workers do not copy it; batches come back as transferred buffers.
+ *
+ * While profiling, the loader records on the main thread's timeline how many batches were
+ * ready each time the loop asked for the next one (the `queue` counter), and at the end of
+ * an epoch collects each worker's line stats and timeline (data/loader-worker.ts).
  */
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -14,6 +18,8 @@ import { AugmentOptions, collate, CollateContext } from './transforms';
 import type { BatchReply, BatchRequest, WorkerInit } from './loader-worker';
 import { PendingReplies } from '../util/pending-replies';
 import { permutation, rng } from '../util/random';
+import { absorb, isProfiling, ThreadRecord } from '../profiling/runtime';
+import { clock, recordCounter, recordSpan } from '../profiling/trace';
 
 export interface Batch {
   /** Position of the batch in the epoch, from 0. */
@@ -42,18 +48,19 @@ export interface LoaderOptions {
   signal?: AbortSignal;
 }
 
-type Built = { images: Float32Array; labels: Int32Array };
+/** A built batch; `builtAt` is when its worker finished building it (the shared clock, while profiling). */
+type Built = { images: Float32Array; labels: Int32Array; builtAt?: number };
 
 /** The worker threads of one DataLoader. */
 class WorkerPool {
   private readonly workers: Worker[] = [];
   /** Batches requested and not yet built, with the batch's index for error messages. */
-  private readonly replies = new PendingReplies<Built, number>();
+  private readonly replies = new PendingReplies<Built | ThreadRecord, number>();
 
-  constructor(count: number, init: WorkerInit) {
+  constructor(count: number, init: Omit<WorkerInit, 'thread'>) {
     const script = path.join(__dirname, 'loader-worker.js');
     for (let w = 0; w < count; w++) {
-      const worker = new Worker(script, { workerData: init });
+      const worker = new Worker(script, { workerData: { ...init, thread: `loader worker ${w + 1}` } satisfies WorkerInit });
       worker.on('message', (reply: BatchReply) => this.receive(w, reply));
       worker.on('error', (err) => this.replies.failAll(new Error(`DataLoader worker ${w} crashed: ${err.message}`, { cause: err })));
       worker.on('exit', (code) => {
@@ -74,15 +81,23 @@ class WorkerPool {
       this.replies.failure ??= err;
       p.reject(err);
     } else {
-      p.resolve(reply);
+      p.resolve('record' in reply ? reply.record : reply);
     }
   }
 
-  request(worker: number, batch: number, indices: Int32Array, context: CollateContext): Promise<Built> {
+  request(worker: number, batch: number, indices: Int32Array, context: CollateContext, profile: boolean): Promise<Built> {
     return this.replies.request(batch, (id) => {
-      const req: BatchRequest = { id, indices: indices.slice(), context };
+      const req: BatchRequest = { type: 'batch', id, indices: indices.slice(), context, batch, profile };
       this.workers[worker].postMessage(req);
-    });
+    }) as Promise<Built>;
+  }
+
+  /** Each worker's line stats and timeline since the last collect (their message queues are empty by then). */
+  collect(): Promise<ThreadRecord[]> {
+    return Promise.all(this.workers.map((w) => this.replies.request(-1, (id) => {
+      const req: BatchRequest = { type: 'collect', id };
+      w.postMessage(req);
+    }) as Promise<ThreadRecord>));
   }
 
   /** Whether idle workers may keep the process alive. */
@@ -179,22 +194,46 @@ export class DataLoader implements AsyncIterable<Batch> {
     const context = this.context();
     const inFlight = new Map<number, Promise<Built>>();
     const limit = this.numWorkers * this.prefetchFactor;
+    const profiled = isProfiling();
+    /** While profiling: when each batch was built, and each ask for the next batch (for the queue counter). */
+    const builtAt = new Map<number, number>();
+    const received = new Set<number>();
+    const asks: { index: number; at: number; next: number; received: number; wantedReceived: boolean }[] = [];
     let next = 0;
     let finished = false;
     try {
       for (let index = 0; index < all.length; index++) {
         if (this.signal?.aborted) break;
         while (next < all.length && inFlight.size < limit) {
-          const request = pool.request(next % this.numWorkers, next, all[next], context);
-          request.catch(() => {}); // observed when awaited below; avoids unhandled-rejection noise
+          const request = pool.request(next % this.numWorkers, next, all[next], context, profiled);
+          const requested = next;
+          request.then((b) => {
+            if (!profiled) return;
+            received.add(requested);
+            if (b.builtAt !== undefined) builtAt.set(requested, b.builtAt);
+          }, () => {}); // rejections are observed when awaited below
           inFlight.set(next, request);
           next++;
         }
+        if (profiled) asks.push({ index, at: clock(), next, received: received.size, wantedReceived: received.has(index) });
         const batch = await inFlight.get(index)!;
+        received.delete(index);
         inFlight.delete(index);
         yield { index, size: all[index].length, images: batch.images, labels: batch.labels };
       }
       finished = !this.signal?.aborted;
+      if (finished && profiled && isProfiling()) {
+        // The queue each time the loop asked: batches in flight that their worker had built by then
+        // (`ready`; `received`: that the main thread had also taken in), and whether the wanted one was.
+        for (const a of asks) {
+          let ready = 0;
+          for (let j = a.index; j < a.next; j++) if ((builtAt.get(j) ?? Infinity) <= a.at) ready++;
+          recordCounter('queue', { ready, received: a.received, in_flight: a.next - a.index,
+            wanted_ready: (builtAt.get(a.index) ?? Infinity) <= a.at ? 1 : 0, wanted_received: a.wantedReceived ? 1 : 0 }, a.at);
+        }
+        // What the workers recorded this epoch, for the main thread's profiling session.
+        for (const record of await pool.collect()) absorb(record);
+      }
     } finally {
       // Ends the workers after an epoch, an early break or an exception in the loop body,
       // unless they are persistent and the epoch completed.
@@ -216,7 +255,9 @@ export class DataLoader implements AsyncIterable<Batch> {
       const indices = all[index];
       const images = new Float32Array(indices.length * px);
       const labels = new Int32Array(indices.length);
+      const t0 = isProfiling() ? clock() : 0;
       collate(this.split.images, this.split.labels, indices, images, labels, context);
+      if (t0) recordSpan('build', t0, clock());
       // On synchronous backends (wasm, cpu) the training step never yields: give timers
       // (the progress bar, signals) a turn between batches.
       await new Promise<void>((resolve) => setImmediate(resolve));

@@ -41,3 +41,7 @@ export function profile<F extends AnyFunction>(fn: F, context?: ClassMethodDecor
   Object.defineProperty(wrapped, 'name', { value: name });
   return wrapped as unknown as F;
 }
+export { clock, formatThreadSummary, fromTraceFile, mergeTimelines, recordCounter, recordSpan, summarizeTimelines, toTraceFile } from './trace';
+export type { Span, ThreadSummary, ThreadTimeline, TraceEvent, TraceFile } from './trace';
+export { absorb, takeThreadRecord } from './runtime';
+export type { ThreadRecord } from './runtime';

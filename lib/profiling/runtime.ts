@@ -22,6 +22,8 @@ export interface FunctionMeta {
   tags?: Record<number, string>;
 }
 
+import { clearTimeline, recordSpan, takeTimeline, ThreadTimeline } from './trace';
+
 export interface LineCounts { hits: number; seconds: number }
 
 export class FunctionStats {
@@ -46,6 +48,7 @@ export class FunctionStats {
 }
 
 const now = () => performance.now() / 1000;
+const ORIGIN_MS = performance.timeOrigin;
 
 /** One call of a profiled function. */
 export class Frame {
@@ -59,11 +62,18 @@ export class Frame {
     stats.calls++;
   }
 
+  /** The time since the last event goes to the current line; a tagged line also gets a span on the thread's timeline. */
+  private charge(t: number): void {
+    this.stats.add(this.current, t - this.t, false);
+    const tag = this.stats.meta.tags?.[this.current];
+    if (tag) recordSpan(tag, ORIGIN_MS + this.t * 1000, ORIGIN_MS + t * 1000);
+  }
+
   /** Line `n` starts: the time since the previous event goes to the previous line. */
   line(n: number): void {
     if (!this.open) return;
     const t = now();
-    if (this.current >= 0) this.stats.add(this.current, t - this.t, false);
+    if (this.current >= 0) this.charge(t);
     this.stats.add(n, 0, true);
     this.current = n;
     this.t = t;
@@ -77,7 +87,7 @@ export class Frame {
   resume(n: number): void {
     if (!this.open) return;
     const t = now();
-    if (this.current >= 0) this.stats.add(this.current, t - this.t, false);
+    if (this.current >= 0) this.charge(t);
     this.current = n;
     this.t = t;
   }
@@ -85,7 +95,7 @@ export class Frame {
   exit(): void {
     if (!this.open) return;
     const t = now();
-    if (this.current >= 0) this.stats.add(this.current, t - this.t, false);
+    if (this.current >= 0) this.charge(t);
     this.stats.seconds += t - this.started;
     this.open = false;
   }
@@ -167,8 +177,31 @@ export function snapshot(): FunctionStats[] {
   });
 }
 
+/** What other threads (loader workers, compute threads) recorded since the last reset, gathered by this one. */
+export interface ThreadRecord extends ThreadTimeline { stats: StoredStats[] }
+let gathered: ThreadRecord[] = [];
+
+/** Keeps another thread's record (its line stats and timeline), until the next reset. */
+export function absorb(record: ThreadRecord): void {
+  if (enabled) gathered.push(record);
+}
+
+/** The other threads' records gathered since the last reset. */
+export function gatheredRecords(): ThreadRecord[] {
+  return [...gathered];
+}
+
+/** This thread's record since the last reset (in a worker thread: what it hands to the main thread), under a track name. */
+export function takeThreadRecord(thread: string): ThreadRecord {
+  const record = { ...takeTimeline(thread), stats: snapshot().map(storeStats) };
+  stats = new Map();
+  return record;
+}
+
 export function reset(): void {
   stats = new Map();
+  gathered = [];
+  clearTimeline();
 }
 
 /** Records a whole call of a function the build did not instrument. */

@@ -7,10 +7,12 @@
  *   metrics.jsonl     one EpochMetrics per epoch
  *   batches.jsonl     one BatchRecord per logged batch
  *   line-profile.txt  line_profiler's text (with --profile)
- *   line-profile.json LineRow per source line and epoch (with --profile)
+ *   line-profile.json LineRow per source line, epoch and thread (with --profile)
  *   loop-waits.json   every wait of a loop header, per epoch (with --profile)
  *   line-profile-parts.json  the profile's raw counts per epoch, so that a resumed run's
  *                     profile covers every epoch (with --profile)
+ *   trace.json        every thread's timeline, Chrome trace-event format (with --profile)
+ *   threads.json      ThreadSummary per thread: busy share, batches built, queue (with --profile)
  *   interrupted.json  present while the last attempt was stopped by a signal
  *   last.ckpt, best.ckpt
  *   .lock             held by the one process writing the folder (lock.ts)
@@ -20,7 +22,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { LineRow, StoredPart, WaitRow } from '../profiling';
+import type { LineRow, StoredPart, ThreadSummary, TraceFile, WaitRow } from '../profiling';
 import { appendFile, writeFileAtomic } from '../util/files';
 import { readJsonFile, readJsonLines } from '../util/jsonl';
 import { FolderLock } from './lock';
@@ -35,6 +37,8 @@ export const RUN_FILES = {
   lineProfileRows: 'line-profile.json',
   loopWaits: 'loop-waits.json',
   profileParts: 'line-profile-parts.json',
+  trace: 'trace.json',
+  threadSummary: 'threads.json',
   interrupted: 'interrupted.json',
   lastCheckpoint: 'last.ckpt',
   bestCheckpoint: 'best.ckpt',
@@ -103,7 +107,11 @@ export type LoopWaits = WaitRow & { workers: number; epoch: number };
 export interface InterruptedRecord { signal: string; epoch: number; at: string }
 
 /** A line profile of a run: the text, its rows per epoch and the loop-header waits. */
-export interface LineProfileFiles { text: string; rows: LineRow[]; waits: WaitRow[]; parts: StoredPart[] }
+export interface LineProfileFiles {
+  text: string; rows: LineRow[]; waits: WaitRow[]; parts: StoredPart[];
+  /** Every thread's timeline (Chrome trace-event format) and its per-thread summary. */
+  trace?: TraceFile; threads?: ThreadSummary[];
+}
 
 const jsonLines = (records: unknown[]) => records.map((r) => JSON.stringify(r) + '\n').join('');
 
@@ -222,6 +230,18 @@ export class RunFolder {
     writeFileAtomic(this.file('lineProfileText'), profile.text);
     writeFileAtomic(this.file('lineProfileRows'), JSON.stringify(profile.rows, null, 1) + '\n');
     writeFileAtomic(this.file('loopWaits'), JSON.stringify(profile.waits) + '\n');
+    if (profile.trace) writeFileAtomic(this.file('trace'), JSON.stringify(profile.trace) + '\n');
+    if (profile.threads) writeFileAtomic(this.file('threadSummary'), JSON.stringify(profile.threads, null, 1) + '\n');
+  }
+
+  /** The run's timeline (trace.json); undefined for runs recorded before it was kept. */
+  readTrace(): TraceFile | undefined {
+    return this.has('trace') ? this.readJson<TraceFile>('trace') : undefined;
+  }
+
+  /** The per-thread summary (threads.json); [] for runs recorded before it was kept. */
+  readThreadSummary(): ThreadSummary[] {
+    return this.has('threadSummary') ? this.readJson<ThreadSummary[]>('threadSummary') : [];
   }
 
   /** The profile's parts (one per epoch) of the first `epoch` epochs; [] when none were kept. */

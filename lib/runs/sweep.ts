@@ -6,15 +6,17 @@
  *
  *   <sweep>/runs/w<N>/        the run folder of each worker count (run-folder.ts)
  *   <sweep>/train-w<N>.log    its output
- *   <sweep>/line-profile-w<N>.txt, loop-waits-w<N>.json, epochs.csv, lines.csv,
- *   lines-by-workers.csv, machine.json   gathered from the runs
+ *   <sweep>/line-profile-w<N>.txt, loop-waits-w<N>.json, trace-w<N>.json, epochs.csv,
+ *   lines.csv (every thread's lines), threads.csv (per-thread summary), lines-by-workers.csv
+ *   (the training loop's lines), machine.json   gathered from the runs
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { spawn } from 'node:child_process';
 import type { DataFrame } from 'danfojs-node';
-import type { LineRow } from '../profiling';
+import type { LineRow, ThreadSummary, ThreadTimeline } from '../profiling';
+import { fromTraceFile } from '../profiling/trace';
 import { dataFrameToCsv } from '../util/csv';
 import { UserError } from '../util/errors';
 import { writeFileAtomic } from '../util/files';
@@ -185,6 +187,7 @@ export function gatherSweep(out: string, workers: number[]): SweepTables {
   const provenance: Provenance[] = [];
   const epochRows: Record<string, string | number | null>[] = [];
   const lineRows: LineRow[] = [];
+  const threadRows: (ThreadSummary & { workers: number })[] = [];
   for (const w of workers) {
     const run = runFolder(out, w);
     const missing = run.missingForProfile() ?? (run.has('loopWaits') ? undefined : RUN_FILES.loopWaits);
@@ -201,17 +204,20 @@ export function gatherSweep(out: string, workers: number[]): SweepTables {
       });
     }
     lineRows.push(...run.readLineProfileRows());
+    threadRows.push(...run.readThreadSummary().map((t) => ({ workers: w, ...t })));
     fs.copyFileSync(run.file('lineProfileText'), path.join(out, `line-profile-w${w}.txt`));
+    if (run.has('trace')) fs.copyFileSync(run.file('trace'), path.join(out, `trace-w${w}.json`));
     fs.copyFileSync(run.file('loopWaits'), path.join(out, `loop-waits-w${w}.json`));
   }
   const epochs = new dfd.DataFrame(epochRows);
   const lines = new dfd.DataFrame(lineRows);
   writeFileAtomic(path.join(out, 'epochs.csv'), dataFrameToCsv(epochs));
   writeFileAtomic(path.join(out, 'lines.csv'), dataFrameToCsv(lines));
+  if (threadRows.length) writeFileAtomic(path.join(out, 'threads.csv'), dataFrameToCsv(new dfd.DataFrame(threadRows)));
   // Where each run was measured, from its own record; and whether they compare like for like.
   const differences = conditionDifferences(provenance);
   writeFileAtomic(path.join(out, 'machine.json'), JSON.stringify({ like_for_like: differences.length === 0, differences, runs: provenance }, null, 2) + '\n');
-  const byLine = linesByWorkers(lineRows as (LineRow & TimedLine)[], workers);
+  const byLine = linesByWorkers(lineRows.filter(onMainThread) as (LineRow & TimedLine)[], workers);
   writeFileAtomic(path.join(out, 'lines-by-workers.csv'), dataFrameToCsv(new dfd.DataFrame(byLine)));
   return { epochs, lines, byLine };
 }
@@ -232,14 +238,27 @@ export interface EpochRow {
   /** Threads computing each step (absent in runs from before data-parallel training: 1). */
   compute_threads?: number;
 }
-export type SweepLine = Pick<LineRow, 'file' | 'function' | 'line' | 'contents' | 'hits' | 'time_s' | 'tag'> & { workers: number; epoch: number };
+export type SweepLine = Pick<LineRow, 'file' | 'function' | 'line' | 'contents' | 'hits' | 'time_s' | 'tag'> & { workers: number; epoch: number; thread?: string };
+
+/** A row of the training loop's thread (runs from before rows carried a thread were all main-thread rows). */
+export const onMainThread = (r: object): boolean => {
+  const thread = (r as { thread?: unknown }).thread;
+  return thread === undefined || thread === 'main';
+};
 
 /** A sweep folder's results, as the report and notebooks use them. */
 export interface SweepData {
   dir: string;
   workers: number[];
   epochs: EpochRow[];
+  /** The training loop's lines (main thread). */
   lines: SweepLine[];
+  /** The loader workers' lines, one row per worker, line and epoch (thread 'loader worker N'). */
+  workerLines: SweepLine[];
+  /** Per-thread summaries of each run's timeline, with the worker count ([] for runs recorded before timelines). */
+  threads: (ThreadSummary & { workers: number })[];
+  /** Each run's timeline (from trace.json), by worker count; absent for runs recorded before timelines. */
+  timelines: Record<number, ThreadTimeline[]>;
   waits: LoopWaits[];
   /** Where and when each worker count was measured (in the order of `workers`). */
   provenance: Provenance[];
@@ -270,7 +289,9 @@ export function readSweep(dir: string): SweepData {
   if (!fs.existsSync(runs)) throw new UserError(`${dir}: no runs/ folder: not a sweep written by npm run profile`);
   const workers = fs.readdirSync(runs).filter((d) => /^w\d+$/.test(d)).map((d) => Number(d.slice(1))).sort((a, b) => a - b);
   if (workers.length < 2) throw new UserError(`${dir}: a sweep needs runs for at least two worker counts, found ${workers.length}`);
-  const data: SweepData = { dir, workers, epochs: [], lines: [], waits: [], provenance: [], differences: [], config: undefined!, texts: {} };
+  const data: SweepData = {
+    dir, workers, epochs: [], lines: [], workerLines: [], threads: [], timelines: {}, waits: [], provenance: [], differences: [], config: undefined!, texts: {},
+  };
   for (const w of workers) {
     const run = runFolder(dir, w);
     const missing = run.missingForProfile();
@@ -287,7 +308,11 @@ export function readSweep(dir: string): SweepData {
       throw new UserError(`${run.dir}: its line profile covers epochs ${profiled || 'none'} but its metrics epochs ${measured}: ` +
         'the profiles would not compare like for like; rerun this sweep (npm run report -- --fresh, or npm run profile -- --fresh)');
     }
-    data.lines.push(...rows);
+    data.lines.push(...rows.filter(onMainThread));
+    data.workerLines.push(...rows.filter((r) => String(r.thread ?? '').startsWith('loader')));
+    data.threads.push(...run.readThreadSummary().map((t) => ({ workers: w, ...t })));
+    const trace = run.readTrace();
+    if (trace) data.timelines[w] = fromTraceFile(trace);
     data.waits.push(...run.readLoopWaits());
     data.texts[w] = run.readLineProfileText();
     data.provenance.push(provenanceOf(run, w));

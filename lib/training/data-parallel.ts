@@ -24,6 +24,7 @@ import { UserError } from '../util/errors';
 import { PendingReplies } from '../util/pending-replies';
 import { GradientReducer, Part, trainableVariables } from './step';
 import { slurmCpus } from '../util/machine';
+import { absorb, isProfiling, ThreadRecord } from '../profiling/runtime';
 
 export interface WireTensor { name?: string; shape: number[]; dtype: tf.DataType; data: Float32Array | Int32Array | Uint8Array }
 
@@ -38,13 +39,15 @@ export interface ReplicaInit {
 
 export type ReplicaRequest =
   | { type: 'sync'; id: number; weights: WireTensor[]; optimizer: WireTensor[]; lr: number; seed: number; epoch: number }
-  | { type: 'step'; step: number; images: Float32Array; labels: Int32Array; size: number; weight: number }
-  | { type: 'weights'; id: number };
+  | { type: 'step'; step: number; images: Float32Array; labels: Int32Array; size: number; weight: number; profile: boolean }
+  | { type: 'weights'; id: number }
+  | { type: 'collect'; id: number };
 
 export type ReplicaReply =
   | { type: 'ready' }
   | { type: 'done'; id: number }
   | { type: 'weights'; id: number; weights: WireTensor[] }
+  | { type: 'record'; id: number; record: ThreadRecord }
   | { type: 'error'; message: string; stack?: string };
 
 /** A request that expects a reply, before its id is assigned. */
@@ -163,7 +166,7 @@ export class DataParallel implements GradientReducer {
       const err = new Error(`compute thread ${r} failed: ${m.message}`);
       err.stack = `${err.message}\n--- compute thread stack ---\n${m.stack ?? '(none)'}`;
       this.fail(err);
-    } else if (m.type === 'done' || m.type === 'weights') {
+    } else if (m.type === 'done' || m.type === 'weights' || m.type === 'record') {
       this.replies.take(m.id)?.resolve(m);
     }
   }
@@ -200,7 +203,7 @@ export class DataParallel implements GradientReducer {
     rows.slice(1).forEach(([start, size], i) => {
       const images = batch.images.slice(start * IMAGE_VALUES, (start + size) * IMAGE_VALUES);
       const labels = batch.labels.slice(start, start + size);
-      const message: ReplicaRequest = { type: 'step', step, images, labels, size, weight: size / batch.size };
+      const message: ReplicaRequest = { type: 'step', step, images, labels, size, weight: size / batch.size, profile: isProfiling() };
       this.workers[i].postMessage(message, [images.buffer, labels.buffer]);
     });
     const size = rows[0][1];
@@ -215,6 +218,16 @@ export class DataParallel implements GradientReducer {
     if (this.threads === 1) return { loss, grads };
     const memory = this.memory!;
     return memory.allReduce(this.step, this.vars, loss, grads, () => memory.wait(this.step, this.failed));
+  }
+
+  /**
+   * While profiling: each replica's timeline (and line stats) since the last collect, handed
+   * to this thread's profiling session. Call at the end of an epoch.
+   */
+  async collect(): Promise<void> {
+    if (this.threads === 1 || !isProfiling()) return;
+    const replies = await Promise.all(this.workers.map((w) => this.request(w, { type: 'collect' })));
+    for (const r of replies) absorb((r as Extract<ReplicaReply, { type: 'record' }>).record);
   }
 
   /** Each replica's weights (replica 1 first), for checking that they match this thread's. */

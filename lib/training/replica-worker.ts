@@ -12,6 +12,7 @@ import { initBackend } from '../engine/backend';
 import { createModel, seedDropout } from '../models';
 import { createOptimizer } from './optim';
 import { rng } from '../util/random';
+import { isProfiling, setProfiling, takeThreadRecord } from '../profiling/runtime';
 import type { ReplicaInit, ReplicaReply, ReplicaRequest, WireTensor } from './data-parallel';
 import { GradientReducer, StepTarget, trainStep, trainableVariables } from './step';
 
@@ -56,6 +57,8 @@ async function handle(req: ReplicaRequest): Promise<void> {
     }
     case 'step': {
       step = req.step;
+      // Profiled with the main thread: the step's tagged lines go on this thread's timeline.
+      if (req.profile !== isProfiling()) setProfiling(req.profile);
       if (req.size > 0) {
         (await trainStep(target(), req)).dispose();
       } else {
@@ -64,6 +67,10 @@ async function handle(req: ReplicaRequest): Promise<void> {
         optimizer.applyGradients(grads);
         tf.dispose([loss, ...Object.values(grads)]);
       }
+      return;
+    }
+    case 'collect': {
+      reply({ type: 'record', id: req.id, record: takeThreadRecord(`compute thread ${init.replica}`) });
       return;
     }
     case 'weights': {

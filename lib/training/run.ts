@@ -12,7 +12,7 @@ import { Dataset, loadData } from '../data/dataset';
 import { DataLoader } from '../data/loader';
 import { createModel, seedDropout } from '../models';
 import { formatSummary, summarize } from '../models/summary';
-import { isProfiling, ProfileSession } from '../profiling';
+import { isProfiling, ProfileSession, recordSpan } from '../profiling';
 import { EpochMetrics, identityDifferences, RunConfig, RunFolder } from '../runs/run-folder';
 import { UserError } from '../util/errors';
 import { writeError } from '../util/files';
@@ -136,9 +136,15 @@ async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progr
         folder.markInterrupted(interrupted.signal, epoch);
         break;
       }
-      session?.end({ workers: options.workers, epoch });
       const test = await evaluate(model, data.test, options.testBatchSize);
       const t2 = performance.now();
+      if (session) {
+        // The epoch and its test pass on the main thread's timeline, and every other thread's record, in this epoch's part.
+        recordSpan(`epoch ${epoch}`, performance.timeOrigin + t0, performance.timeOrigin + t1);
+        recordSpan('test', performance.timeOrigin + t1, performance.timeOrigin + t2);
+        await parallel.collect();
+        session.end({ workers: options.workers, epoch });
+      }
       progress.line(testLogLine(test));
       const m = epochMetrics(epoch, lr, trainLoss, test, (t1 - t0) / 1000, (t2 - t1) / 1000, data, backend, options.workers, threads);
       metrics.push(m);
@@ -150,7 +156,14 @@ async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progr
       if (improved) await saveOrExplain(folder, 'bestCheckpoint', model, optimizer, meta);
       folder.appendMetrics(m);
       // The profile so far, every epoch: what an interrupted run measured is kept.
-      if (session) folder.writeLineProfile({ text: session.text(), rows: session.rows(), waits: session.waits(), parts: session.storeParts() });
+      if (session) {
+        folder.writeLineProfile({
+          text: session.text(), rows: session.rows(), waits: session.waits(), parts: session.storeParts(),
+          trace: session.trace(`train ${options.model}, ${options.workers} loader worker${options.workers === 1 ? '' : 's'}, ${threads} compute thread${threads === 1 ? '' : 's'}`,
+            { run: folder.dir, model: options.model, workers: options.workers, compute_threads: threads, backend: backend.name }),
+          threads: session.threadSummary(),
+        });
+      }
     }
   } finally {
     await parallel.close();

@@ -2,6 +2,22 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SweepData } from '../../lib/runs/sweep';
 import { analyse } from '../../report/analysis';
+import type { ThreadSummary } from '../../lib/profiling/trace';
+
+/** A run's per-thread summary: the main thread's queue, and `loaders` loader workers with a build time and idle share. */
+function threadsOf(workers: number, o: { buildMs: number; idle: number; ready: number; wanted: number; loaders?: number }): SweepData['threads'] {
+  const row = (thread: string, kind: ThreadSummary['kind'], r: Partial<ThreadSummary>): SweepData['threads'][number] => ({
+    workers, thread, kind, window_s: 100, busy_s: 0, busy_share: 0, waiting_s: 0, waiting_share: 0, batches_built: 0, mean_build_ms: 0,
+    mean_handover_ms: 0, mean_queue_ready: 0, wanted_ready_share: 0, asks: 0, steps: 250, ...r,
+  });
+  const loaders = o.loaders ?? workers;
+  return [
+    row('main', 'main', { mean_queue_ready: o.ready, wanted_ready_share: o.wanted, asks: 252 }),
+    ...Array.from({ length: loaders }, (_, i) => row(`loader worker ${i + 1}`, 'loader', {
+      batches_built: 252 / loaders, mean_build_ms: o.buildMs, mean_handover_ms: 0.1, waiting_share: o.idle, busy_share: 1 - o.idle,
+    })),
+  ];
+}
 
 // The epoch loop (its header waits for data; its step line holds the whole step) and the step's phase lines.
 const LOOP = { file: 'lib/training/epoch.ts', function: 'trainEpoch' };
@@ -15,7 +31,8 @@ const LINES = [
 ];
 
 /** Two epochs per worker count with the given per-epoch seconds of header / backward / forward / step. */
-function sweep(perWorkers: Record<number, { epoch: number; header: number; backward: number; forward: number; step: number }>, cpus: number): SweepData {
+function sweep(perWorkers: Record<number, { epoch: number; header: number; backward: number; forward: number; step: number }>, cpus: number,
+  threads: SweepData['threads'] = []): SweepData {
   const epochs: SweepData['epochs'] = [];
   const lines: SweepData['lines'] = [];
   for (const [w, t] of Object.entries(perWorkers)) {
@@ -26,7 +43,7 @@ function sweep(perWorkers: Record<number, { epoch: number; header: number; backw
     }
   }
   return {
-    dir: '/tmp/x', workers: Object.keys(perWorkers).map(Number), epochs, lines, waits: [], texts: {},
+    dir: '/tmp/x', workers: Object.keys(perWorkers).map(Number), epochs, lines, workerLines: [], threads, timelines: {}, waits: [], texts: {},
     provenance: Object.keys(perWorkers).map((w) => ({
       workers: Number(w), host: 'h', cpu_model: 'Test CPU', cpus, memory_gb: 64, node: 'v20', tfjs: '4.22.0', slurm_job_id: '', slurm_cpus_per_task: '',
       backend: 'wasm', engine: 'wasm', compute_threads: 1, batch_size: 64, started_at: '2026-11-25T10:00:00Z', finished_at: '2026-11-25T10:05:00Z',
@@ -65,5 +82,49 @@ describe('profiling analysis is computed from the numbers', () => {
   it('says when the difference is within noise', () => {
     const a = analyse(sweep({ 1: { epoch: 50, header: 1, backward: 30, forward: 12, step: 6 }, 8: { epoch: 50.5, header: 1.02, backward: 30, forward: 12, step: 6 } }, 8));
     assert.match(a.sentences.join('\n'), /barely changed.*\n.*already ready[\s\S]*no faster: a speedup of 0\.99×, within noise/);
+  });
+});
+
+describe('the loader side of the analysis quotes the measured timelines', () => {
+  const times = { 1: { epoch: 100, header: 30, backward: 40, forward: 20, step: 9 }, 8: { epoch: 72, header: 2, backward: 40, forward: 20, step: 9 } };
+
+  it('fast workers that sit idle with a full queue', () => {
+    const a = analyse(sweep(times, 16, [
+      ...threadsOf(1, { buildMs: 4.5, idle: 0.62, ready: 1.3, wanted: 0.8 }), ...threadsOf(8, { buildMs: 4.9, idle: 0.95, ready: 12.4, wanted: 0.99 })]));
+    const text = a.sentences.join('\n');
+    assert.match(text, /building a batch took 4\.50 ms in a worker with 1 worker and 4\.90 ms with 8 workers \(handing it over 0\.10 ms more\)/);
+    assert.match(text, /idle 62\.0% of the training time with 1 worker and 95\.0% of the training time with 8 workers: most of the time their prefetch queue was full/);
+    assert.match(text, /1\.3 batches were ready on average with 1 worker \(the one it wanted in 80\.0% of the asks\), and 12\.4 batches were ready on average with 8 workers \(the one it wanted in 99\.0%/);
+    assert.match(text, /finds more of them ready when it asks \(12\.4 ready on average when it asked, measured\)/);
+    assert.match(text, /With 8 workers the batch the loop wanted had been built before it asked in 99\.0% of the asks, yet the loop waited 16\.00 ms per step: that wait is the hand-over/);
+    assert.doesNotMatch(text, /in flight|Building got|busy most of the time/);
+    assert.equal(a.loaderHigh?.batchesPerEpoch, 126);
+  });
+
+  it('slow, busy workers that slow down as they multiply', () => {
+    const a = analyse(sweep(times, 16, [
+      ...threadsOf(1, { buildMs: 20, idle: 0.1, ready: 0.2, wanted: 0.1 }), ...threadsOf(8, { buildMs: 31, idle: 0.3, ready: 3.0, wanted: 0.5 })]));
+    const text = a.sentences.join('\n');
+    assert.match(text, /building a batch took 20\.00 ms in a worker with 1 worker and 31\.00 ms with 8 workers/);
+    assert.match(text, /Building got 1\.6× slower with more workers/);
+    assert.match(text, /idle 10\.0% .* and 30\.0% .*: they were busy most of the time/);
+    assert.match(text, /0\.2 batches were ready on average with 1 worker \(the one it wanted in 10\.0% of the asks\)/);
+    assert.doesNotMatch(text, /prefetch queue was full|that wait is the hand-over/);
+  });
+
+  it('0 workers: the main thread builds the batches itself', () => {
+    const t = { 0: times[1], 8: times[8] };
+    const a = analyse(sweep(t, 16, [...threadsOf(0, { buildMs: 0, idle: 0, ready: 0, wanted: 0 }).map((r) => ({ ...r, batches_built: 252, mean_build_ms: 3.2 })),
+      ...threadsOf(8, { buildMs: 4, idle: 0.9, ready: 14, wanted: 1 })]));
+    const text = a.sentences.join('\n');
+    assert.match(text, /building a batch took 3\.20 ms in the main thread with 0 workers and 4\.00 ms with 8 workers/);
+    assert.match(text, /idle 90\.0% of the training time with 8 workers/);
+    assert.doesNotMatch(text, /with 0 workers \(the one it wanted/);
+  });
+
+  it('runs recorded before timelines say so instead of guessing', () => {
+    const text = analyse(sweep(times, 16)).sentences.join('\n');
+    assert.match(text, /side \(build time, idle share, queue\) was not recorded in these runs/);
+    assert.doesNotMatch(text, /in flight|measured on the threads' timelines/);
   });
 });

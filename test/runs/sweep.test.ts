@@ -4,6 +4,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { projectRoot } from '../../lib/util/paths';
 import { runCli, tmpDir } from '../helpers';
+import { readSweep } from '../../lib/runs/sweep';
+import { loaderTable } from '../../report/analysis';
 
 describe('profile sweep (npm run profile)', () => {
   it('trains once per worker count and gathers line_profiler texts and danfo tables', async () => {
@@ -17,7 +19,28 @@ describe('profile sweep (npm run profile)', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const dfd = require('danfojs-node') as typeof import('danfojs-node');
     const lines = await dfd.readCSV(path.join(out, 'lines.csv'));
-    assert.deepEqual(lines.columns, ['file', 'function', 'line', 'hits', 'time_s', 'per_hit_s', 'percent', 'contents', 'tag', 'workers', 'epoch']);
+    assert.deepEqual(lines.columns, ['file', 'function', 'line', 'hits', 'time_s', 'per_hit_s', 'percent', 'contents', 'tag', 'workers', 'epoch', 'thread']);
+    // Every thread's lines: the loader workers' batch building only where there are workers, one set per worker.
+    const rowThreads = lines.column('thread').values as string[];
+    const rowWorkers = lines.column('workers').values as number[];
+    const threadsOf = (w: number) => [...new Set(rowThreads.filter((_, i) => rowWorkers[i] === w))].filter((t) => !t.startsWith('compute')).sort();
+    assert.deepEqual(threadsOf(0), ['main']);
+    assert.deepEqual(threadsOf(2), ['loader worker 1', 'loader worker 2', 'main']);
+    for (const f of ['threads.csv', 'trace-w0.json', 'trace-w2.json']) assert.ok(fs.existsSync(path.join(out, f)), f);
+    assert.match(fs.readFileSync(path.join(out, 'line-profile-w2.txt'), 'utf8'), /Loader workers: 2 threads, merged[\s\S]*Function: buildBatch at line/);
+    assert.doesNotMatch(fs.readFileSync(path.join(out, 'line-profile-w0.txt'), 'utf8'), /Loader workers:/);
+    // The worker table: per worker from the workers' own line profiles, totals that are the sums of the rows.
+    const sweep = readSweep(out);
+    const { rows, total } = loaderTable(sweep, 2);
+    assert.deepEqual(rows.map((r) => r.thread), ['loader worker 1', 'loader worker 2']);
+    assert.equal(total.batches, 2, '128 samples in batches of 64: two batches built, one per worker');
+    for (const k of ['batches', 'build_s', 'handover_s', 'total_s'] as const) {
+      assert.ok(Math.abs(total[k] - rows.reduce((n, r) => n + r[k], 0)) < 1e-12, k);
+    }
+    assert.ok(rows.every((r) => r.batches === 1 && r.build_s > 0 && r.build_s <= r.total_s && r.idle_share >= 0 && r.idle_share <= 1), JSON.stringify(rows));
+    const merged = sweep.workerLines.filter((l) => l.workers === 2).reduce((n, l) => n + l.time_s, 0);
+    assert.ok(Math.abs(merged - total.total_s) < 1e-12);
+    assert.equal(loaderTable(sweep, 0).rows.length, 0);
     const contents = lines.column('contents').values as string[];
     assert.ok(contents.includes('const data = tf.tensor4d(part.images, [part.size, 28, 28, 1]);'), 'quoted fields survive');
     const epochs = await dfd.readCSV(path.join(out, 'epochs.csv'));
