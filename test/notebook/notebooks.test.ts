@@ -63,6 +63,11 @@ describe('notebooks (headless, real Jupyter + tslab)', { skip }, () => {
     assert.match(prof.html, /<table class="dataframe"><thead><tr><th>function<\/th><th>line<\/th><th>contents<\/th><th>time_w1<\/th><th>time_w2<\/th>/);
     assert.match(prof.html, /Plotly\.newPlot/);
     assert.match(prof.text, /Speedup of 2 over 1 workers: \d+\.\d\d×/);
+    // Inside the workers: the timeline chart, the per-thread table and each worker's line-profile figures.
+    assert.match(prof.html, /Every thread during a few training steps/);
+    assert.match(prof.html, /<th>thread<\/th><th>busy<\/th><th>waiting<\/th>[\s\S]*loader worker 2/);
+    assert.match(prof.html, /<th>thread<\/th><th>batches<\/th><th>build_s<\/th>[\s\S]*all workers/);
+    assert.match(prof.html, /Function: buildBatch at line/);
 
     const report = outputs(path.join(out, '04-report.ipynb'));
     assert.match(report.html, /architecture\.pdf[\s\S]*profiling\.pdf/);

@@ -81,6 +81,28 @@ describe('npm run report (from a stored sweep)', { skip }, () => {
     assert.ok(t.includes(`${final}%`), `final accuracy ${final}% from the inputs`);
   });
 
+  it('profiling.pdf shows every thread: the timeline chart, the per-thread table, the per-worker table and the workers\' line profile', () => {
+    const t = text(path.join(out, 'profiling.pdf'));
+    for (const s of ['Every thread, step by step', 'Every thread during a few training steps', 'milliseconds from the window start',
+      'compute thread 1', 'loader worker 8', 'The loader workers, line by line', 'all workers', 'Function: buildBatch at line',
+      'Loader workers: 8 threads, merged', 'trace.json']) {
+      assert.ok(t.includes(s), `profiling.pdf lacks "${s}"`);
+    }
+    // The analysis quotes the loader side measured in the inputs' timelines.
+    const threads = (w: number) => JSON.parse(fs.readFileSync(path.join(fixture, 'runs', `w${w}`, 'threads.json'), 'utf8')) as
+      { kind: string; batches_built: number; mean_build_ms: number; mean_queue_ready: number }[];
+    const build = (w: number) => {
+      const loaders = threads(w).filter((r) => r.kind === 'loader');
+      const n = loaders.reduce((a, r) => a + r.batches_built, 0);
+      return (loaders.reduce((a, r) => a + r.mean_build_ms * r.batches_built, 0) / n).toFixed(2);
+    };
+    const flat = t.replace(/\s+/g, ' ');
+    assert.ok(flat.includes(`building a batch took ${build(1)} ms in a worker with 1 worker and ${build(8)} ms with 8 workers`), 'build times from the inputs');
+    const ready = threads(8).find((r) => r.kind === 'main')!.mean_queue_ready.toFixed(1);
+    assert.ok(flat.includes(`${ready} batches were ready on average with 8 workers`), `queue ${ready} from the inputs`);
+    assert.doesNotMatch(flat, /in flight/);
+  });
+
   it('a sweep measured on two machines says so at the top of the analysis, and where each run was measured', () => {
     const sweep = tmpDir('mixed-');
     fs.cpSync(fixture, sweep, { recursive: true });
