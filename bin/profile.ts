@@ -24,10 +24,13 @@ Any other option is passed to every training run (see npm run train -- --help), 
   npm run profile -- --workers 1,8 --epochs 5 --out runs/study
   npm run profile -- --workers 1,8 --epochs 1 --limit 640 --data ../shared/data/mnist
 
-Writes to --out: line-profile-w<N>.txt (line_profiler's text per worker count),
-epochs.csv (per epoch and worker count, with the machine), lines.csv (per line, epoch
-and worker count), lines-by-workers.csv (each line's total time side by side),
-machine.json, train-w<N>.log and runs/w<N>/ (each run's folder).`)
+Writes to --out: line-profile-w<N>.txt (line_profiler's text per worker count: the
+training loop, the loader workers' batch building, the per-thread summary), epochs.csv
+(per epoch and worker count, with the machine), lines.csv (per line, epoch, thread and
+worker count), lines-by-workers.csv (each training-loop line's total time side by side),
+threads.csv (per thread: busy share, batches built, build time, queue), trace-w<N>.json
+(every thread's timeline: open in https://ui.perfetto.dev), machine.json, train-w<N>.log
+and runs/w<N>/ (each run's folder).`)
     .parse();
   const o = program.opts();
   const out = path.resolve(o.out);
@@ -40,5 +43,7 @@ machine.json, train-w<N>.log and runs/w<N>/ (each run's folder).`)
   for (const r of tables.byLine) {
     log(`${String(r.line).padStart(5)} ${cols.map((c: string) => (typeof r[c] === 'number' ? (r[c] as number).toFixed(3) : '-').padStart(10)).join(' ')}  ${r.contents}`);
   }
-  log(`\nResults in ${out}: line-profile-w{${o.workers.join(',')}}.txt, epochs.csv, lines.csv, lines-by-workers.csv`);
+  const each = (name: string) => `${name}-w{${o.workers.join(',')}}`;
+  log(`\nResults in ${out}: ${each('line-profile')}.txt, epochs.csv, lines.csv, lines-by-workers.csv, threads.csv, ` +
+    `${each('trace')}.json (timelines: open in https://ui.perfetto.dev)`);
 });

@@ -1,7 +1,7 @@
 /**
  * Benchmarks: training and inference samples/s on synthetic data after a warm-up, a
  * per-kernel time breakdown of one training step, the data loader alone by worker count,
- * and the line profiler's overhead on a training epoch.
+ * and profiling's overhead (line profiler, every thread's timeline) on a training epoch.
  */
 import * as tf from '@tensorflow/tfjs';
 import { createModel, seedDropout } from './models';
@@ -10,7 +10,7 @@ import { createOptimizer } from './training/optim';
 import { rng } from './util/random';
 import type { Split } from './data/dataset';
 import { DataLoader } from './data/loader';
-import { reset as resetProfile, setProfiling } from './profiling';
+import { clock, ProfileSession, recordSpan, setProfiling } from './profiling';
 import { memoryProgress } from './training/progress';
 import { trainEpoch } from './training/epoch';
 import { StepTarget, trainableVariables, trainStep } from './training/step';
@@ -155,20 +155,35 @@ export async function loaderResidentMB(split: Split, numWorkers: number): Promis
 }
 
 /**
- * The line profiler's cost on a training epoch: the same epoch (same data, weights and
- * seed) timed with profiling off and on, alternately, `rounds` times each; medians.
+ * Profiling's cost on a training epoch with everything on: the line profiler, every thread's
+ * timeline, `workers` loader workers profiling their batch building and `threads` compute
+ * threads, the records gathered at the epoch's end and turned into a trace and its summary.
+ * The same epoch (same data, weights and seed) is timed with profiling off and on,
+ * alternately, `rounds` times each; medians.
  */
-export async function benchProfileOverhead(split: Split, rounds = 3): Promise<{ off_s: number; on_s: number; overhead_pct: number }> {
+export async function benchProfileOverhead(split: Split, o: { workers: number; threads: number; backend: string; rounds?: number }):
+  Promise<{ off_s: number; on_s: number; overhead_pct: number; workers: number; compute_threads: number; trace_events: number }> {
+  const rounds = o.rounds ?? 3;
   const model = createModel('net', 1);
   const optimizer = createOptimizer('adadelta', 1.0, 0);
-  const loader = new DataLoader(split, { batchSize: 64, shuffle: true, seed: 1, numWorkers: 1, persistentWorkers: true });
+  const parallel = await DataParallel.start(model, { threads: o.threads, model: 'net', seed: 1, backend: o.backend, optimizer: { name: 'adadelta', lr: 1.0, momentum: 0 } });
+  const loader = new DataLoader(split, { batchSize: 64, shuffle: true, seed: 1, numWorkers: o.workers, persistentWorkers: true });
   const progress = memoryProgress([]);
+  let traceEvents = 0;
   const epoch = async (on: boolean) => {
-    setProfiling(on);
-    resetProfile();
+    await parallel.sync(model, optimizer, 1.0, 1, 1);
     seedDropout(model, rng(1, 'dropout', 1));
+    const session = on ? new ProfileSession() : undefined;
     const t0 = performance.now();
-    await trainEpoch({ model, optimizer, loader, logInterval: 10, progress }, 1);
+    await trainEpoch({ model, optimizer, loader, logInterval: 10, progress, parallel }, 1);
+    if (session) {
+      recordSpan('epoch 1', performance.timeOrigin + t0, clock());
+      await parallel.collect();
+      session.end({ epoch: 1 });
+      traceEvents = session.trace('bench').traceEvents.length;
+      session.threadSummary();
+      session.close();
+    }
     return (performance.now() - t0) / 1000;
   };
   await epoch(false); // warm-up
@@ -180,10 +195,11 @@ export async function benchProfileOverhead(split: Split, rounds = 3): Promise<{ 
   }
   setProfiling(false);
   await loader.close();
+  await parallel.close();
   optimizer.dispose();
   model.dispose();
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const offS = median(off);
   const onS = median(on);
-  return { off_s: offS, on_s: onS, overhead_pct: (100 * (onS - offS)) / offS };
+  return { off_s: offS, on_s: onS, overhead_pct: (100 * (onS - offS)) / offS, workers: o.workers, compute_threads: o.threads, trace_events: traceEvents };
 }
