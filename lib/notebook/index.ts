@@ -4,3 +4,5 @@ export { confusionMatrix, digitGrid, mostConfidentlyWrong, probabilityBars } fro
 export type { Prediction } from './visuals';
 export { executeNotebook, findJupyterPython, installKernel, jupyterPath } from './jupyter';
 export type { Figure } from '../util/html';
+export { lineProfileHtml, lineProfileStats, lineProfileText, lprun, resetLineProfile, showLineProfile } from './lprun';
+export type { FunctionRef } from './lprun';

@@ -40,6 +40,11 @@ export function installKernel(python = findJupyterPython()): string {
   if (r.status !== 0) throw new UserError(`tslab install failed: ${r.stderr || r.stdout}`);
   const spec = path.join(jupyterPath(), 'kernels', 'tslab', 'kernel.json');
   if (!fs.existsSync(spec)) throw new UserError(`tslab install did not write ${spec}`);
+  // The TypeScript kernel starts the project's launcher (tslab with the line profiler in its cell
+  // compiler), with this Node.
+  const kernel = JSON.parse(fs.readFileSync(spec, 'utf8')) as { argv: string[]; display_name: string };
+  kernel.argv = [process.execPath, path.join(root, 'dist', 'lib', 'notebook', 'kernel.js'), ...kernel.argv.slice(1)];
+  fs.writeFileSync(spec, JSON.stringify(kernel));
   return jupyterPath();
 }
 

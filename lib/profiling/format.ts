@@ -51,7 +51,7 @@ export function formatFunction(s: FunctionStats, unit = 1e-6): string {
   const { meta } = s;
   const total = [...s.lines.values()].reduce((n, c) => n + c.seconds, 0);
   const out = [`Total time: ${g(total)} s`, `File: ${meta.file}`, `Function: ${meta.name} at line ${meta.line}`, ''];
-  if (meta.wholeFunction) out.push(NOTEBOOK_NOTE, '');
+  if (meta.wholeFunction) out.push(meta.note ?? NOTEBOOK_NOTE, '');
   const header = row(['Line #', 'Hits', 'Time', 'Per Hit', '% Time'], 'Line Contents');
   out.push(header, '='.repeat(header.length));
   meta.source.forEach((text, i) => {

@@ -15,6 +15,10 @@ export { formatText, formatFunction, toDataFrame, toRows } from './format';
 export type { LineRow } from './format';
 export { ProfileSession } from './session';
 export type { StoredPart, WaitRow } from './session';
+export { clock, formatThreadSummary, fromTraceFile, mergeTimelines, recordCounter, recordSpan, summarizeTimelines, toTraceFile } from './trace';
+export type { Span, ThreadSummary, ThreadTimeline, TraceEvent, TraceFile } from './trace';
+export { absorb, takeThreadRecord } from './runtime';
+export type { ThreadRecord } from './runtime';
 
 let wholeCounter = 0;
 
@@ -23,12 +27,15 @@ type AnyFunction = (this: any, ...args: any[]) => any;
 
 /**
  * Whole-function timing for functions the build did not instrument. Works as a wrapper,
- * `profile(function f() {})`, and as a (TC39) method decorator, `@profile`.
+ * `profile(function f() {})`, and as a (TC39) method decorator, `@profile`. `why` says in
+ * the function's table why its lines are not timed (default: not built by the project);
+ * `givenName` names an anonymous function (the variable it is assigned to).
  */
-export function profile<F extends AnyFunction>(fn: F, context?: ClassMethodDecoratorContext): F {
-  const name = context ? String(context.name) : fn.name || 'anonymous';
+export function profile<F extends AnyFunction>(fn: F, context?: ClassMethodDecoratorContext, why?: string, givenName?: string): F {
+  const name = context ? String(context.name) : fn.name || givenName || 'anonymous';
   const id = `whole:${++wholeCounter}:${name}`;
-  register({ id, file: '<not built by the project: notebook cell or script>', name, line: 1, source: fn.toString().split('\n'), wholeFunction: true });
+  register({ id, file: '<not built by the project: notebook cell or script>', name, line: 1, source: fn.toString().split('\n'), wholeFunction: true,
+    ...(why ? { note: `Note: whole-function timing only: ${why}.` } : {}) });
   const wrapped = function (this: unknown, ...args: unknown[]) {
     const t0 = performance.now();
     const result = fn.apply(this, args);
@@ -41,7 +48,3 @@ export function profile<F extends AnyFunction>(fn: F, context?: ClassMethodDecor
   Object.defineProperty(wrapped, 'name', { value: name });
   return wrapped as unknown as F;
 }
-export { clock, formatThreadSummary, fromTraceFile, mergeTimelines, recordCounter, recordSpan, summarizeTimelines, toTraceFile } from './trace';
-export type { Span, ThreadSummary, ThreadTimeline, TraceEvent, TraceFile } from './trace';
-export { absorb, takeThreadRecord } from './runtime';
-export type { ThreadRecord } from './runtime';

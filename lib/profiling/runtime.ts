@@ -20,6 +20,8 @@ export interface FunctionMeta {
   wholeFunction?: boolean;
   /** What a line is, by line number (`@phase` tags; `loop` for other loop headers). */
   tags?: Record<number, string>;
+  /** Said above a whole-function table instead of the default note. */
+  note?: string;
 }
 
 import { clearTimeline, recordSpan, takeTimeline, ThreadTimeline } from './trace';
@@ -122,8 +124,27 @@ export function setProfiling(on: boolean): void {
   enabled = on;
 }
 
-/** Called once per profiled function when its module loads. */
+/** Whether a profiled function is still defined (a notebook cell's function is no longer once a later cell redefines it). */
+export function isRegistered(id: string): boolean {
+  return registry.has(id);
+}
+
+/** Whether a function was defined in a notebook cell (`<cell N>`, notebook/cell-profiler.ts). */
+const inCell = (meta: FunctionMeta) => meta.file.startsWith('<cell ');
+
+/**
+ * Called once per profiled function when its module (or notebook cell) loads. A cell that
+ * defines a function of the same name as an earlier cell's replaces it: its stats start over.
+ */
 export function register(meta: FunctionMeta): void {
+  if (inCell(meta)) {
+    for (const [id, old] of registry) {
+      if (id !== meta.id && inCell(old) && old.name === meta.name) {
+        registry.delete(id);
+        stats.delete(id);
+      }
+    }
+  }
   registry.set(meta.id, meta);
 }
 

@@ -20,12 +20,27 @@ import path from 'node:path';
 import ts from 'typescript';
 
 const RUNTIME = 'lib/profiling/runtime';
-const LP = '__lp';
-const FRAME = '__lpf';
+/** The names the instrumented code uses (in a notebook cell without the leading `__`, which tslab's export of a cell's names mishandles). */
+const NAMES = { build: { lp: '__lp', frame: '__lpf' }, cell: { lp: 'lp$runtime', frame: 'lp$frame' } };
 
 interface Options {
   /** Project root, for file paths in reports and the runtime's require path. */
   root: string;
+  /**
+   * A notebook cell instead of a file of the project (the project's Jupyter kernel,
+   * notebook/cell-profiler.ts): its name in the tables (`<cell 7>`), the runtime's absolute
+   * path, and every `profile(...)` is the profiler's (the import may be in an earlier cell).
+   */
+  cell?: { file: string; runtime: string };
+  /** Told of each `profile(...)` that cannot be instrumented, and why (it keeps whole-function timing). */
+  onSkip?: (name: string, line: number, reason: string) => void;
+}
+
+/** Why `profile(arg)` cannot be instrumented line by line; undefined when it can. */
+function whyNotInstrumented(arg: ts.Expression): string | undefined {
+  if (ts.isFunctionExpression(arg)) return arg.asteriskToken ? 'a generator function' : undefined;
+  if (ts.isArrowFunction(arg)) return 'an arrow function (write profile(function name() {...}) to time its lines)';
+  return 'not a function written here (wrap the function where it is defined: profile(function name() {...}))';
 }
 
 function isProfileIdentifier(node: ts.Node): boolean {
@@ -42,10 +57,13 @@ function importsProfile(sf: ts.SourceFile): boolean {
 
 export function profileTransformer(options: Options): ts.TransformerFactory<ts.SourceFile> {
   return (context) => (sf) => {
-    if (!importsProfile(sf)) return sf;
+    if (!options.cell && !importsProfile(sf)) return sf;
+    const { lp: LP, frame: FRAME } = options.cell ? NAMES.cell : NAMES.build;
     const f = context.factory;
     const registrations: ts.Statement[] = [];
-    const relFile = path.relative(options.root, sf.fileName).split(path.sep).join('/');
+    /** `profile(...)` calls given their reason for whole-function timing. */
+    let skips = 0;
+    const relFile = options.cell?.file ?? path.relative(options.root, sf.fileName).split(path.sep).join('/');
     const lines = sf.text.split('\n');
     const lineOf = (node: ts.Node) => sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1;
     /** Tags of the function being instrumented, by line. */
@@ -197,6 +215,19 @@ export function profileTransformer(options: Options): ts.TransformerFactory<ts.S
 
     const visit = (node: ts.Node): ts.Node => {
       // profile(function name() {...}) / profile(async function name() {...})
+      if (options.onSkip && ts.isCallExpression(node) && isProfileIdentifier(node.expression) && node.arguments.length === 1) {
+        const why = whyNotInstrumented(node.arguments[0]);
+        if (why) {
+          const arg = node.arguments[0];
+          const name = (ts.isFunctionExpression(arg) && arg.name?.text) || (ts.isIdentifier(arg) && arg.text) ||
+            (ts.isVariableDeclaration(node.parent) && ts.isIdentifier(node.parent.name) && node.parent.name.text) || 'anonymous';
+          options.onSkip(name, lineOf(node), why);
+          skips++;
+          // Whole-function timing, with the reason in its table.
+          return f.updateCallExpression(node, node.expression, node.typeArguments,
+            [ts.visitEachChild(arg, visit, context), f.createIdentifier('undefined'), f.createStringLiteral(why), f.createStringLiteral(name)]);
+        }
+      }
       if (ts.isCallExpression(node) && isProfileIdentifier(node.expression) && node.arguments.length === 1 &&
         ts.isFunctionExpression(node.arguments[0]) && !node.arguments[0].asteriskToken && node.arguments[0].body) {
         const fn = node.arguments[0];
@@ -219,9 +250,9 @@ export function profileTransformer(options: Options): ts.TransformerFactory<ts.S
     };
 
     const transformed = ts.visitEachChild(sf, visit, context);
-    if (!registrations.length) return sf;
-    let runtime = path.relative(path.dirname(sf.fileName), path.join(options.root, RUNTIME)).split(path.sep).join('/');
-    if (!runtime.startsWith('.')) runtime = `./${runtime}`;
+    if (!registrations.length) return skips ? transformed : sf;
+    let runtime = options.cell?.runtime ?? path.relative(path.dirname(sf.fileName), path.join(options.root, RUNTIME)).split(path.sep).join('/');
+    if (!options.cell && !runtime.startsWith('.')) runtime = `./${runtime}`;
     const requireRuntime = f.createVariableStatement(undefined, f.createVariableDeclarationList([f.createVariableDeclaration(LP, undefined, undefined,
       f.createCallExpression(f.createIdentifier('require'), undefined, [f.createStringLiteral(runtime)]))], ts.NodeFlags.Const));
     // After the imports, so that the registrations run when the module loads.

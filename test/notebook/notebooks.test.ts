@@ -28,7 +28,8 @@ function outputs(file: string): { text: string; html: string } {
     html: all.map((o) => join(o.data?.['text/html'])).join('\n'),
   };
 }
-const kernels = () => new Set(spawnSync('pgrep', ['-f', 'tslab/bin/tslab kernel'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean));
+// The project's kernel (notebook/kernel.js) or tslab's own.
+const kernels = () => new Set(spawnSync('pgrep', ['-f', '(tslab/bin/tslab|notebook/kernel\\.js) kernel'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean));
 
 describe('notebooks (headless, real Jupyter + tslab)', { skip }, () => {
   const out = tmpDir('notebooks-');
@@ -68,6 +69,9 @@ describe('notebooks (headless, real Jupyter + tslab)', { skip }, () => {
     assert.match(prof.html, /<th>thread<\/th><th>busy<\/th><th>waiting<\/th>[\s\S]*loader worker 2/);
     assert.match(prof.html, /<th>thread<\/th><th>batches<\/th><th>build_s<\/th>[\s\S]*all workers/);
     assert.match(prof.html, /Function: buildBatch at line/);
+    // A hand-written loop in a cell, line-profiled by the project kernel, 1 and 2 workers side by side.
+    assert.match(prof.html, /<div style="display:flex[^"]*"><div style="flex:1;min-width:0"><h4>1 worker \(mean loss \d+\.\d{4}\)<\/h4><p[^>]*><b>Function: myTrainingLoop<\/b> at line \d+ of <code>&lt;cell \d+&gt;<\/code>[\s\S]*<h4>2 workers[\s\S]*for await \(const batch of loader\) \{/);
+    assert.doesNotMatch(prof.html, /Whole-function timing only/);
 
     const report = outputs(path.join(out, '04-report.ipynb'));
     assert.match(report.html, /architecture\.pdf[\s\S]*profiling\.pdf/);

@@ -1,0 +1,11 @@
+/**
+ * The project's Jupyter kernel: tslab's TypeScript kernel with the line profiler hooked
+ * into its cell compiler (notebook/cell-profiler.ts). `npm run kernel` / `npm run jupyter`
+ * install a kernelspec that starts this file; the stock tslab kernel keeps whole-function
+ * timing for functions written in cells.
+ */
+import { installCellProfiler } from './cell-profiler';
+
+installCellProfiler();
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+(require('tslab/dist/main') as { main(): void }).main();
