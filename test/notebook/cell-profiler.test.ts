@@ -175,3 +175,16 @@ describe('line-profiling notebook cells (%lprun), real Jupyter', { skip }, () =>
     assert.match(r.cells[2].text, /total 10/);
   });
 });
+
+describe('the README\'s %lprun example, run as a cell with the project kernel', { skip }, () => {
+  it('shows myLoop\'s table with its lines', () => {
+    const readme = fs.readFileSync(path.join(projectRoot(), 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### Line-profiling your own cells'));
+    const example = /```ts\n([\s\S]*?)```/.exec(section)![1];
+    installKernel(python);
+    const r = execute([example], 'tslab');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.cells[0].html, /<b>Function: myLoop<\/b> at line 4 of <code>&lt;cell 1&gt;<\/code>/);
+    assert.match(r.cells[0].html, /<td style="text-align:right">6<\/td><td style="text-align:right">126<\/td>[\s\S]*?for await \(const batch of loader\)/);
+  });
+});
