@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/engine/backend';
-import { benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, formatKernels, loaderResidentMB } from '../lib/bench';
+import { benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, benchTestPass, formatKernels, loaderResidentMB } from '../lib/bench';
 import { limitTrain, loadEmbedded } from '../lib/data/dataset';
 import { positiveInt } from '../lib/util/cli-options';
 import { runMain } from '../lib/util/errors';
@@ -41,6 +41,9 @@ runMain(async () => {
       `${(train.train_samples_per_s / r.train_samples_per_s).toFixed(2)}× one thread`);
   }
   log(`Inference, 1 thread: ${r.infer_samples_per_s.toFixed(1)} samples/s (${r.infer_step_ms.toFixed(1)} ms per batch of ${o.batchSize})`);
+  const testPass = await benchTestPass(o.model, loadEmbedded().test, threads, backend.name);
+  log(`Test pass (the embedded 2,000 test digits, batches of 1,000, median of 3): ${testPass.one_thread_s.toFixed(2)} s on 1 thread, ` +
+    `${testPass.threads_s.toFixed(2)} s on ${threads}: ${testPass.speedup.toFixed(2)}×`);
   log('\nKernels of one training step, 1 thread (tf.profile):');
   log(formatKernels(r.kernels));
   const extra: Record<string, unknown> = {};
@@ -72,6 +75,7 @@ runMain(async () => {
       compute_threads: threads, train_samples_per_s: train.train_samples_per_s, train_step_ms: train.train_step_ms,
       train_samples_per_s_1_thread: r.train_samples_per_s, train_step_ms_1_thread: r.train_step_ms,
       infer_samples_per_s: r.infer_samples_per_s, infer_step_ms: r.infer_step_ms, cpus: os.availableParallelism(),
+      test_pass_s_1_thread: testPass.one_thread_s, test_pass_s: testPass.threads_s, test_pass_speedup: testPass.speedup,
       kernels_ms: Object.fromEntries(r.kernels.map((k) => [k.kernel, Number(k.ms.toFixed(2))])),
     }));
   }

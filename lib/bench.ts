@@ -203,3 +203,33 @@ export async function benchProfileOverhead(split: Split, o: { workers: number; t
   const onS = median(on);
   return { off_s: offS, on_s: onS, overhead_pct: (100 * (onS - offS)) / offS, workers: o.workers, compute_threads: o.threads, trace_events: traceEvents };
 }
+
+/**
+ * The test pass (evaluation of `split`, batches of 1,000 as training's default) on one
+ * thread and across `threads` compute threads; medians of `rounds`.
+ */
+export async function benchTestPass(modelName: string, split: Split, threads: number, backend: string, rounds = 3):
+  Promise<{ one_thread_s: number; threads_s: number; threads: number; speedup: number }> {
+  const model = createModel(modelName, 1);
+  const optimizer = createOptimizer('adadelta', 1.0, 0);
+  const single = DataParallel.single();
+  const parallel = await DataParallel.start(model, { threads, model: modelName, seed: 1, backend, optimizer: { name: 'adadelta', lr: 1.0, momentum: 0 } });
+  await parallel.sync(model, optimizer, 1.0, 1, 1);
+  const time = async (dp: DataParallel) => {
+    const t0 = performance.now();
+    await dp.evaluate(model, split, 1000);
+    return (performance.now() - t0) / 1000;
+  };
+  await time(single); // warm-up
+  const one: number[] = [];
+  const many: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    one.push(await time(single));
+    many.push(await time(parallel));
+  }
+  await parallel.close();
+  optimizer.dispose();
+  model.dispose();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return { one_thread_s: median(one), threads_s: median(many), threads, speedup: median(one) / median(many) };
+}

@@ -25,6 +25,8 @@ import { PendingReplies } from '../util/pending-replies';
 import { GradientReducer, Part, trainableVariables } from './step';
 import { slurmCpus } from '../util/machine';
 import { absorb, isProfiling, ThreadRecord } from '../profiling/runtime';
+import type { Split } from '../data/dataset';
+import { evaluateSums, splitPart, TestResult, testResult, TestSums } from './evaluate';
 
 export interface WireTensor { name?: string; shape: number[]; dtype: tf.DataType; data: Float32Array | Int32Array | Uint8Array }
 
@@ -41,13 +43,15 @@ export type ReplicaRequest =
   | { type: 'sync'; id: number; weights: WireTensor[]; optimizer: WireTensor[]; lr: number; seed: number; epoch: number }
   | { type: 'step'; step: number; images: Float32Array; labels: Int32Array; size: number; weight: number; profile: boolean }
   | { type: 'weights'; id: number }
-  | { type: 'collect'; id: number };
+  | { type: 'collect'; id: number }
+  | { type: 'evaluate'; id: number; images: Uint8Array; labels: Uint8Array; count: number; batchSize: number; state: WireTensor[] };
 
 export type ReplicaReply =
   | { type: 'ready' }
   | { type: 'done'; id: number }
   | { type: 'weights'; id: number; weights: WireTensor[] }
   | { type: 'record'; id: number; record: ThreadRecord }
+  | { type: 'evaluated'; id: number; sums: TestSums }
   | { type: 'error'; message: string; stack?: string };
 
 /** A request that expects a reply, before its id is assigned. */
@@ -166,7 +170,7 @@ export class DataParallel implements GradientReducer {
       const err = new Error(`compute thread ${r} failed: ${m.message}`);
       err.stack = `${err.message}\n--- compute thread stack ---\n${m.stack ?? '(none)'}`;
       this.fail(err);
-    } else if (m.type === 'done' || m.type === 'weights' || m.type === 'record') {
+    } else if (m.type === 'done' || m.type === 'weights' || m.type === 'record' || m.type === 'evaluated') {
       this.replies.take(m.id)?.resolve(m);
     }
   }
@@ -228,6 +232,31 @@ export class DataParallel implements GradientReducer {
     if (this.threads === 1 || !isProfiling()) return;
     const replies = await Promise.all(this.workers.map((w) => this.request(w, { type: 'collect' })));
     for (const r of replies) absorb((r as Extract<ReplicaReply, { type: 'record' }>).record);
+  }
+
+  /**
+   * The test pass across the compute threads: each takes a contiguous run of whole batches
+   * (the same batches as on one thread, so the same sums up to the order of adding them),
+   * with the main thread's batch-norm running statistics; this thread takes the first.
+   * Call after an epoch (every replica then holds the same trainable weights).
+   */
+  async evaluate(model: tf.LayersModel, split: Split, batchSize: number): Promise<TestResult> {
+    const batches = Math.ceil(split.count / batchSize);
+    const parts = Math.min(this.threads, batches);
+    if (parts <= 1) return testResult(await evaluateSums(model, split, batchSize));
+    if (this.replies.failure) throw this.replies.failure;
+    const state = model.nonTrainableWeights.map((w) => toWire(w.read()));
+    const ranges = splitRows(batches, parts).map(([first, n]) => [first * batchSize, Math.min(split.count, (first + n) * batchSize) - first * batchSize]);
+    const others = ranges.slice(1).map(([start, count], i) => {
+      const part = splitPart(split, start, count);
+      return this.replies.request(undefined, (id) => {
+        const message: ReplicaRequest = { type: 'evaluate', id, images: part.images, labels: part.labels, count, batchSize, state };
+        this.workers[i].postMessage(message, [part.images.buffer as ArrayBuffer, part.labels.buffer as ArrayBuffer]);
+      });
+    });
+    const own = await evaluateSums(model, splitPart(split, 0, ranges[0][1]), batchSize);
+    const replies = await Promise.race([Promise.all(others), this.failed]);
+    return testResult(own, ...replies.map((r) => (r as Extract<ReplicaReply, { type: 'evaluated' }>).sums));
   }
 
   /** Each replica's weights (replica 1 first), for checking that they match this thread's. */

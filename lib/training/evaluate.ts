@@ -6,8 +6,24 @@ import { nllLoss } from './loss';
 
 export interface TestResult { loss: number; correct: number; total: number; accuracy: number }
 
+/** Summed NLL and correct predictions over a split (what each compute thread hands back for its part). */
+export interface TestSums { lossSum: number; correct: number; count: number }
+
 /** Average NLL and accuracy over a split, in batches of `batchSize` (no dropout). */
 export async function evaluate(model: tf.LayersModel, split: Split, batchSize: number): Promise<TestResult> {
+  return testResult(await evaluateSums(model, split, batchSize));
+}
+
+/** The average loss and accuracy of summed parts (one per compute thread). */
+export function testResult(...parts: TestSums[]): TestResult {
+  const lossSum = parts.reduce((n, p) => n + p.lossSum, 0);
+  const correct = parts.reduce((n, p) => n + p.correct, 0);
+  const total = parts.reduce((n, p) => n + p.count, 0);
+  return { loss: lossSum / total, correct, total, accuracy: (100 * correct) / total };
+}
+
+/** Summed NLL and correct predictions over a split, in batches of `batchSize`. */
+export async function evaluateSums(model: tf.LayersModel, split: Split, batchSize: number): Promise<TestSums> {
   const loader = new DataLoader(split, { batchSize });
   let lossSum = 0;
   let correct = 0;
@@ -22,8 +38,13 @@ export async function evaluate(model: tf.LayersModel, split: Split, batchSize: n
     correct += (await c.data())[0];
     tf.dispose([l, c]);
   }
-  const total = split.count;
-  return { loss: lossSum / total, correct, total, accuracy: (100 * correct) / total };
+  return { lossSum, correct, count: split.count };
+}
+
+/** Rows [start, start + count) of a split (copies: for another thread). */
+export function splitPart(split: Split, start: number, count: number): Split {
+  const px = 28 * 28;
+  return { images: split.images.slice(start * px, (start + count) * px), labels: split.labels.slice(start, start + count), count };
 }
 
 /** `Test set: Average loss: 0.1124, Accuracy: 1935/2000 (96.75%)`, as the reference prints it. */

@@ -11,6 +11,7 @@ import { StepMemory } from '../engine/allreduce';
 import { initBackend } from '../engine/backend';
 import { createModel, seedDropout } from '../models';
 import { createOptimizer } from './optim';
+import { evaluateSums } from './evaluate';
 import { rng } from '../util/random';
 import { isProfiling, setProfiling, takeThreadRecord } from '../profiling/runtime';
 import type { ReplicaInit, ReplicaReply, ReplicaRequest, WireTensor } from './data-parallel';
@@ -67,6 +68,17 @@ async function handle(req: ReplicaRequest): Promise<void> {
         optimizer.applyGradients(grads);
         tf.dispose([loss, ...Object.values(grads)]);
       }
+      return;
+    }
+    case 'evaluate': {
+      // The main thread's batch-norm running statistics (the trainable weights are already the same).
+      model.nonTrainableWeights.forEach((w, i) => {
+        const value = fromWire(req.state[i]);
+        w.write(value);
+        value.dispose();
+      });
+      const sums = await evaluateSums(model, { images: req.images, labels: req.labels, count: req.count }, req.batchSize);
+      reply({ type: 'evaluated', id: req.id, sums });
       return;
     }
     case 'collect': {

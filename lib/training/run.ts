@@ -22,7 +22,7 @@ import { rng } from '../util/random';
 import { Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { DataParallel, checkComputeThreads, defaultComputeThreads } from './data-parallel';
 import { DivergedError, trainEpoch } from './epoch';
-import { evaluate, testLogLine, TestResult } from './evaluate';
+import { testLogLine, TestResult } from './evaluate';
 import { createOptimizer, learningRateAt, setLearningRate } from './optim';
 import { checkWorkersAgainstSlurm, TrainOptions } from './options';
 import { Progress, createProgress } from './progress';
@@ -136,7 +136,7 @@ async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progr
         folder.markInterrupted(interrupted.signal, epoch);
         break;
       }
-      const test = await evaluate(model, data.test, options.testBatchSize);
+      const test = await parallel.evaluate(model, data.test, options.testBatchSize);
       const t2 = performance.now();
       if (session) {
         // The epoch and its test pass on the main thread's timeline, and every other thread's record, in this epoch's part.

@@ -17,6 +17,7 @@ import { rng } from '../../lib/util/random';
 import { memoryProgress } from '../../lib/training/progress';
 import { DEFAULTS } from '../../lib/training/options';
 import { runTraining } from '../../lib/training/run';
+import { evaluate } from '../../lib/training/evaluate';
 import { assertClose, runCli, tmpDir } from '../helpers';
 
 function randomBatch(size: number, seed: number): Batch {
@@ -122,6 +123,26 @@ describe('data-parallel compute threads', () => {
       replica.forEach((w, i) => assert.deepEqual(w, mine[i], `weight ${i}`));
     });
   });
+
+  for (const [threads, count] of [[2, 300], [3, 130], [4, 64]] as const) {
+    it(`the test pass on ${threads} threads (${count} images, batch 64) gives the one-thread result, with the main thread's batch-norm statistics`, async () => {
+      await withReplicas('bn-14k', 5, threads, async (model, optimizer, dp) => {
+        // Train a few steps: each replica's running statistics drift from the main thread's.
+        for (let step = 0; step < 3; step++) {
+          const { loss, grads } = await parallelGradients(dp, model, randomBatch(32, 10 + step));
+          optimizer.applyGradients(grads);
+          tf.dispose([loss, ...Object.values(grads)]);
+        }
+        const random = rng(7, 'eval-test');
+        const split = { count, images: new Uint8Array(count * 784).map(() => Math.floor(random() * 256)), labels: Uint8Array.from({ length: count }, (_, i) => i % 10) };
+        const one = await evaluate(model, split, 64);
+        const many = await dp.evaluate(model, split, 64);
+        assert.equal(many.total, count);
+        assert.equal(many.correct, one.correct);
+        assert.ok(Math.abs(many.loss - one.loss) <= 1e-9 * Math.abs(one.loss), `loss ${many.loss} vs ${one.loss}`);
+      });
+    });
+  }
 
   it('reports a replica that cannot start, naming the thread and the cause', async () => {
     const model = createModel('fc', 1);
