@@ -155,6 +155,22 @@ export async function loaderResidentMB(split: Split, numWorkers: number): Promis
 }
 
 /**
+ * Times `a` once to warm up, then `a` and `b` alternately `rounds` times each (so that a
+ * noisy host weighs on both alike); their medians, in seconds.
+ */
+async function alternate(a: () => Promise<number>, b: () => Promise<number>, rounds: number): Promise<[number, number]> {
+  await a();
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    as.push(await a());
+    bs.push(await b());
+  }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+  return [median(as), median(bs)];
+}
+
+/**
  * Profiling's cost on a training epoch with everything on: the line profiler, every thread's
  * timeline, `workers` loader workers profiling their batch building and `threads` compute
  * threads, the records gathered at the epoch's end and turned into a trace and its summary.
@@ -186,21 +202,12 @@ export async function benchProfileOverhead(split: Split, o: { workers: number; t
     }
     return (performance.now() - t0) / 1000;
   };
-  await epoch(false); // warm-up
-  const off: number[] = [];
-  const on: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    off.push(await epoch(false));
-    on.push(await epoch(true));
-  }
+  const [offS, onS] = await alternate(() => epoch(false), () => epoch(true), rounds);
   setProfiling(false);
   await loader.close();
   await parallel.close();
   optimizer.dispose();
   model.dispose();
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const offS = median(off);
-  const onS = median(on);
   return { off_s: offS, on_s: onS, overhead_pct: (100 * (onS - offS)) / offS, workers: o.workers, compute_threads: o.threads, trace_events: traceEvents };
 }
 
@@ -220,16 +227,9 @@ export async function benchTestPass(modelName: string, split: Split, threads: nu
     await dp.evaluate(model, split, 1000);
     return (performance.now() - t0) / 1000;
   };
-  await time(single); // warm-up
-  const one: number[] = [];
-  const many: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    one.push(await time(single));
-    many.push(await time(parallel));
-  }
+  const [one, many] = await alternate(() => time(single), () => time(parallel), rounds);
   await parallel.close();
   optimizer.dispose();
   model.dispose();
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  return { one_thread_s: median(one), threads_s: median(many), threads, speedup: median(one) / median(many) };
+  return { one_thread_s: one, threads_s: many, threads, speedup: one / many };
 }

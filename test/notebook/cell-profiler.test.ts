@@ -8,17 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { findJupyterPython, installKernel, jupyterPath } from '../../lib/notebook/jupyter';
+import { installKernel, jupyterPath } from '../../lib/notebook/jupyter';
 import { instrumentCell } from '../../lib/notebook/cell-profiler';
 import { projectRoot } from '../../lib/util/paths';
 import { tmpDir } from '../helpers';
+import { jupyterPythonOrSkip, joinText, Output } from './jupyter-run';
 
-let python = '';
-try {
-  python = findJupyterPython();
-} catch { /* reported below */ }
-const skip = python ? false : 'SKIPPED: no Python with Jupyter (apt-get install jupyter-notebook python3-nbconvert python3-nbclient)';
-if (skip) process.stdout.write(`# ${skip}\n`);
+const { python, skip } = jupyterPythonOrSkip();
 
 /** The cells of the test notebook; each code cell runs with the next execution count (1, 2, ...). */
 const CELLS = [
@@ -81,8 +77,7 @@ function notebook(cells: string[], kernel: string): string {
   });
 }
 
-interface Output { output_type: string; name?: string; text?: string | string[]; data?: Record<string, string | string[]> }
-const join = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : v ?? '');
+const join = joinText;
 
 /** Executes the cells in a temporary folder that has the package installed (node_modules link), with a kernel. */
 function execute(cells: string[], kernel: string): { cells: { text: string; html: string; stderr: string }[]; status: number | null; stderr: string } {

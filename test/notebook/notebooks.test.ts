@@ -7,19 +7,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { executeNotebook, findJupyterPython, installKernel } from '../../lib/notebook/jupyter';
+import { executeNotebook, installKernel } from '../../lib/notebook/jupyter';
 import { projectRoot } from '../../lib/util/paths';
 import { runCli, tmpDir } from '../helpers';
+import { jupyterPythonOrSkip, joinText, Output } from './jupyter-run';
 
-let python = '';
-try {
-  python = findJupyterPython();
-} catch { /* reported below */ }
-const skip = python ? false : 'SKIPPED: no Python with Jupyter (apt-get install jupyter-notebook python3-nbconvert python3-nbclient)';
-if (skip) process.stdout.write(`# ${skip}\n`);
+const { python, skip } = jupyterPythonOrSkip();
 
-interface Output { output_type: string; name?: string; text?: string | string[]; data?: Record<string, string | string[]> }
-const join = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : v ?? '');
+const join = joinText;
 function outputs(file: string): { text: string; html: string } {
   const nb = JSON.parse(fs.readFileSync(file, 'utf8')) as { cells: { outputs?: Output[] }[] };
   const all = nb.cells.flatMap((c) => c.outputs ?? []);
