@@ -10,13 +10,14 @@ import { benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, b
 import { limitTrain, loadEmbedded } from '../lib/data/dataset';
 import { positiveInt } from '../lib/util/cli-options';
 import { runMain } from '../lib/util/errors';
-import { MODEL_NAMES } from '../lib/models';
+import { createModel, MODEL_NAMES } from '../lib/models';
 import { checkComputeThreads, defaultComputeThreads } from '../lib/training/data-parallel';
 
 runMain(async () => {
   const program = new Command('bench')
     .description('Benchmark a training step and inference on synthetic data (no data set needed).')
-    .addOption(new Option('--model <name>', 'model').choices(MODEL_NAMES).default('net'))
+    .addOption(new Option('--model <name>', "model, or 'all' for every model of the zoo (training on 1 and N threads, inference, top kernels)")
+      .choices([...MODEL_NAMES, 'all']).default('net'))
     .option('--batch-size <n>', 'batch size', positiveInt, 64)
     .option('--steps <n>', 'timed steps (median reported) after 3 warm-up steps', positiveInt, 10)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_REQUESTS).default('auto'))
@@ -29,7 +30,14 @@ runMain(async () => {
   const log = (s: string) => process.stdout.write(`${s}\n`);
   log(backend.line);
   log(`CPU: ${os.cpus()[0]?.model ?? 'unknown'} x ${os.availableParallelism()}`);
-  const threads: number = o.computeThreads ?? defaultComputeThreads(backend.name);
+  if (o.model === 'all') {
+    // Every model on the same thread count (the machine's default), beside the default each model gets.
+    const threads: number = o.computeThreads ?? defaultComputeThreads(backend.name);
+    checkComputeThreads(threads, backend.name);
+    await benchAllModels(o.batchSize, o.steps, threads, backend.name, log, o.json);
+    return;
+  }
+  const threads: number = o.computeThreads ?? defaultComputeThreads(backend.name, process.env, o.model);
   checkComputeThreads(threads, backend.name);
   const r = await benchModel(o.model, o.batchSize, 3, o.steps);
   log(`Training, 1 thread: ${r.train_samples_per_s.toFixed(1)} samples/s (${r.train_step_ms.toFixed(1)} ms per step of ${o.batchSize}, median of ${o.steps})`);
@@ -80,3 +88,30 @@ runMain(async () => {
     }));
   }
 });
+
+/** Every model of the zoo: training samples/s on 1 and `threads` threads, inference, the top kernels; a table, and per model in the JSON. */
+async function benchAllModels(batchSize: number, steps: number, threads: number, backend: string, log: (s: string) => void, json: boolean): Promise<void> {
+  const rows: Record<string, { parameters: number; default_compute_threads: number; train_samples_per_s_1_thread: number; train_samples_per_s: number;
+    infer_samples_per_s: number; top_kernels_ms: Record<string, number> }> = {};
+  log(`\nEvery model, batch ${batchSize}, synthetic data, median of ${steps} steps after 3 warm-up steps; ${threads} compute threads as npm run train picks:\n`);
+  const header = `${'model'.padEnd(16)}${'params'.padStart(10)}${'train 1 thr'.padStart(13)}${`train ${threads} thr`.padStart(13)}${'ratio'.padStart(7)}` +
+    `${'default'.padStart(8)}${'infer'.padStart(10)}  top kernels (ms, one step, 1 thread)`;
+  log(header);
+  log('='.repeat(header.length + 20));
+  for (const name of MODEL_NAMES) {
+    const model = createModel(name, 1);
+    const parameters = model.countParams();
+    model.dispose();
+    const one = await benchModel(name, batchSize, 3, steps);
+    const many = threads > 1 ? await benchParallelTraining(name, batchSize, threads, backend, 3, steps) : one;
+    const top = one.kernels.slice(0, 3);
+    const usual = defaultComputeThreads(backend, process.env, name);
+    rows[name] = { parameters, default_compute_threads: usual, train_samples_per_s_1_thread: one.train_samples_per_s, train_samples_per_s: many.train_samples_per_s,
+      infer_samples_per_s: one.infer_samples_per_s, top_kernels_ms: Object.fromEntries(one.kernels.slice(0, 5).map((k) => [k.kernel, Number(k.ms.toFixed(2))])) };
+    log(`${name.padEnd(16)}${parameters.toLocaleString('en-US').padStart(10)}${one.train_samples_per_s.toFixed(0).padStart(13)}` +
+      `${many.train_samples_per_s.toFixed(0).padStart(13)}${(many.train_samples_per_s / one.train_samples_per_s).toFixed(2).padStart(7)}` +
+      `${String(usual).padStart(8)}${one.infer_samples_per_s.toFixed(0).padStart(10)}  ${top.map((k) => `${k.kernel} ${k.ms.toFixed(1)}`).join(', ')}`);
+  }
+  log('\n(samples/s; ratio: N threads over 1; default: the compute threads npm run train picks for the model here)');
+  if (json) log(JSON.stringify({ backend, batch_size: batchSize, compute_threads: threads, cpus: os.availableParallelism(), models: rows }));
+}

@@ -179,7 +179,7 @@ export function sweepRequest(o: Pick<ReportOptions, 'data' | 'model' | 'epochs' 
   const backend = autoBackendName();
   const expect: Partial<Provenance> = {
     host: m.hostname, cpu_model: m.cpu_model, cpus: m.cpus, slurm_job_id: m.slurm_job_id, slurm_cpus_per_task: m.slurm_cpus_per_task,
-    backend, compute_threads: defaultComputeThreads(backend), batch_size: DEFAULTS.batchSize,
+    backend, compute_threads: defaultComputeThreads(backend, process.env, o.model), batch_size: DEFAULTS.batchSize,
   };
   const data = o.data === 'embedded' ? 'embedded' : path.resolve(o.data);
   const study = { data, model: o.model, epochs: o.epochs, workers: o.workers, limit: o.limit ?? null };

@@ -9,6 +9,8 @@ import { buildBase14k, buildBn10k, buildBn14k, buildCnnSmall, buildFc, buildGap1
 export interface ModelEntry {
   description: string;
   build: (seeds: InitSeeds) => tf.Sequential;
+  /** Trains on one compute thread by default: its step is shorter than sharing it out costs. */
+  oneThread?: boolean;
 }
 
 export const MODELS: Record<string, ModelEntry> = {
@@ -17,7 +19,9 @@ export const MODELS: Record<string, ModelEntry> = {
     description: "pytorch/examples' mnist/main.py Net, the exercise's starting code: 2 conv 3x3 (32, 64), max-pool, dropout 0.25, fc 128, dropout 0.5, fc 10",
     build: buildPytorchExampleNet,
   },
-  fc: { description: 'a fully connected baseline: flatten 784 → 128 → ReLU → 10', build: buildFc },
+  // A step of 64 takes about 3 ms on one thread; 2 compute threads trained it at 0.29× one thread's
+  // speed (npm run bench -- --model all, 2 cores, 2026-11-26).
+  fc: { description: 'a fully connected baseline: flatten 784 → 128 → ReLU → 10', build: buildFc, oneThread: true },
   'cnn-small': { description: 'a small CNN: conv 3x3 24 → pool → conv 3x3 36 → pool → fc 128 → 10', build: buildCnnSmall },
   'base-14k': { description: 'bias-free 3x3 convolutions with 1x1 transitions and a 7x7 output convolution', build: buildBase14k },
   'bn-14k': { description: 'base-14k with batch norm after every 3x3 convolution', build: buildBn14k },

@@ -24,6 +24,7 @@ import { UserError } from '../util/errors';
 import { PendingReplies } from '../util/pending-replies';
 import { GradientReducer, Part, trainableVariables } from './step';
 import { slurmCpus } from '../util/machine';
+import { MODELS } from '../models';
 import { absorb, isProfiling, ThreadRecord } from '../profiling/runtime';
 import type { Split } from '../data/dataset';
 import { evaluateSums, splitPart, TestResult, testResult, TestSums } from './evaluate';
@@ -67,11 +68,13 @@ export function availableCpus(env = process.env): number {
 }
 
 /**
- * Compute threads for a backend: 1 on libtensorflow (it threads, or runs on the GPU,
- * itself); otherwise one per available CPU, at most MAX_DEFAULT_THREADS.
+ * Compute threads for a backend (and model): 1 on libtensorflow (it threads, or runs on the
+ * GPU, itself) and for a model whose step is too short to share out (`oneThread` in the
+ * zoo); otherwise one per available CPU, at most MAX_DEFAULT_THREADS.
  */
-export function defaultComputeThreads(backend: string, env = process.env): number {
+export function defaultComputeThreads(backend: string, env = process.env, model?: string): number {
   if (backend === 'tensorflow') return 1;
+  if (model && MODELS[model]?.oneThread) return 1;
   return Math.max(1, Math.min(availableCpus(env), MAX_DEFAULT_THREADS));
 }
 

@@ -87,7 +87,7 @@ async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progr
   const model = createModel(options.model, options.seed);
   progress.line(formatSummary(summarize(model)));
   const optimizer = createOptimizer(options.optimizer, options.lr, options.momentum);
-  const threads = options.computeThreads ?? defaultComputeThreads(backend.name);
+  const threads = options.computeThreads ?? defaultComputeThreads(backend.name, process.env, options.model);
   checkComputeThreads(threads, backend.name);
   const session = options.profile || isProfiling() ? new ProfileSession() : undefined;
   let start: Start;

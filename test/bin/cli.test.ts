@@ -57,3 +57,21 @@ describe('train CLI: bad input gets a clear error and a non-zero exit', () => {
     assert.ok(fs.existsSync(path.join(out, 'last.ckpt')));
   });
 });
+
+describe('bench --model all (small steps: the code path, not the speed)', () => {
+  it('measures every model of the zoo on 1 and 2 threads and prints a table and one JSON line with each', () => {
+    const r = runCli('bench', ['--model', 'all', '--batch-size', '8', '--steps', '1', '--compute-threads', '2', '--backend', 'wasm', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const json = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { compute_threads: number; models: Record<string, Record<string, number & Record<string, number>>> };
+    assert.equal(json.compute_threads, 2);
+    assert.deepEqual(Object.keys(json.models), ['net', 'pytorch-example', 'fc', 'cnn-small', 'base-14k', 'bn-14k', 'gap-8k', 'gap-14k', 'bn-10k']);
+    for (const [name, m] of Object.entries(json.models)) {
+      for (const k of ['train_samples_per_s_1_thread', 'train_samples_per_s', 'infer_samples_per_s']) assert.ok(m[k] > 0, `${name} ${k}`);
+      assert.ok(Object.keys(m.top_kernels_ms).length > 0, `${name} kernels`);
+    }
+    assert.equal(json.models.net.parameters, 3274634);
+    assert.match(r.stdout, /model +params +train 1 thr +train 2 thr +ratio +default +infer/);
+    assert.equal(json.models.fc.default_compute_threads, 1, 'fc trains on one thread by default');
+    assert.match(r.stdout, /\nbn-14k +[\d,]+ +\d+ +\d+ +\d+\.\d\d +\d +\d+ {2}\w+ /);
+  });
+});

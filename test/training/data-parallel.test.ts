@@ -81,12 +81,15 @@ describe('data-parallel compute threads', () => {
     assert.deepEqual(splitRows(2, 3), [[0, 1], [1, 1], [2, 0]]);
   });
 
-  it('picks one thread per available CPU (Slurm\'s allocation first), at most 4, and 1 on tensorflow', () => {
+  it('picks one thread per available CPU (Slurm\'s allocation first), at most 4, and 1 on tensorflow or for fc', () => {
     assert.equal(availableCpus({ SLURM_CPUS_PER_TASK: '3' }), 3);
     assert.equal(defaultComputeThreads('wasm', { SLURM_CPUS_PER_TASK: '1' }), 1);
     assert.equal(defaultComputeThreads('wasm', { SLURM_CPUS_PER_TASK: '2' }), 2);
     assert.equal(defaultComputeThreads('wasm', { SLURM_CPUS_PER_TASK: '16' }), MAX_DEFAULT_THREADS);
     assert.equal(defaultComputeThreads('tensorflow', { SLURM_CPUS_PER_TASK: '16' }), 1);
+    // A model whose step is too short to share out (fc) trains on one thread; the others on several.
+    assert.equal(defaultComputeThreads('wasm', { SLURM_CPUS_PER_TASK: '4' }, 'fc'), 1);
+    assert.equal(defaultComputeThreads('wasm', { SLURM_CPUS_PER_TASK: '4' }, 'bn-14k'), 4);
     assert.throws(() => checkComputeThreads(2, 'tensorflow'), /--compute-threads 2: the tensorflow backend uses all cores/);
     assert.throws(() => checkComputeThreads(0, 'wasm'), /expected a whole number of at least 1/);
   });
