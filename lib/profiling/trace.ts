@@ -89,8 +89,9 @@ export function mergeTimelines(records: ThreadTimeline[]): ThreadTimeline[] {
   for (const r of records) {
     let t = byThread.get(r.thread);
     if (!t) byThread.set(r.thread, (t = { thread: r.thread, spans: [], counters: [] }));
-    t.spans.push(...r.spans);
-    t.counters.push(...r.counters);
+    // Loops, not push(...): a long run's track holds more spans than a call may take arguments.
+    for (const s of r.spans) t.spans.push(s);
+    for (const c of r.counters) t.counters.push(c);
   }
   return [...byThread.values()].sort((a, b) => trackRank(a.thread) - trackRank(b.thread));
 }
@@ -102,8 +103,12 @@ export function mergeTimelines(records: ThreadTimeline[]): ThreadTimeline[] {
  */
 export function toTraceFile(records: ThreadTimeline[], process: string, otherData: Record<string, unknown> = {}): TraceFile {
   const threads = mergeTimelines(records);
-  const starts = threads.flatMap((t) => [...t.spans.map((s) => s.start), ...t.counters.map((c) => c.at)]);
-  const origin = starts.length ? Math.min(...starts) : 0;
+  let origin = Infinity; // the earliest event (a loop: Math.min(...) fails on a long run's events)
+  for (const t of threads) {
+    for (const s of t.spans) origin = Math.min(origin, s.start);
+    for (const c of t.counters) origin = Math.min(origin, c.at);
+  }
+  if (origin === Infinity) origin = 0;
   const us = (ms: number) => Math.round((ms - origin) * 1000 * 1000) / 1000; // µs, to the ns
   const pid = 1;
   const events: TraceEvent[] = [{ name: 'process_name', ph: 'M', ts: 0, pid, tid: 0, args: { name: process } }];

@@ -114,6 +114,15 @@ describe('every thread on a timeline (Chrome trace-event format)', () => {
     assert.deepEqual(back[2].spans, [{ name: 'build', start: 1000.5, end: 1001.25 }]);
   });
 
+  it('handles a long run: 300,000 spans on one track (more than a function call takes as arguments)', () => {
+    const spans = Array.from({ length: 300_000 }, (_, i) => ({ name: 'build', start: 1000 + i, end: 1000.5 + i }));
+    const file = toTraceFile([{ thread: 'loader worker 1', spans, counters: [] }], 'long');
+    assert.equal(file.otherData.origin_ms, 1000);
+    const back = fromTraceFile(file);
+    assert.equal(back[0].spans.length, 300_000);
+    assert.equal(summarizeTimelines(back)[0].thread, 'loader worker 1');
+  });
+
   it('a profiled run writes trace.json with every thread, and threads.json; a resumed run keeps the earlier epochs', () => {
     const out = path.join(tmpDir('trace-'), 'run');
     const args = ['--workers', '2', '--compute-threads', '2', '--limit', '256', '--backend', 'wasm', '--profile', '--plain', '--out', out];
