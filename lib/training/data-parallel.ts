@@ -27,7 +27,7 @@ import { slurmCpus } from '../util/machine';
 import { MODELS } from '../models';
 import { absorb, isProfiling, ThreadRecord } from '../profiling/runtime';
 import type { Split } from '../data/dataset';
-import { evaluateSums, splitPart, TestResult, testResult, TestSums } from './evaluate';
+import { evaluate, evaluateSums, splitPart, TestResult, testResult, TestSums } from './evaluate';
 
 export interface WireTensor { name?: string; shape: number[]; dtype: tf.DataType; data: Float32Array | Int32Array | Uint8Array }
 
@@ -246,7 +246,7 @@ export class DataParallel implements GradientReducer {
   async evaluate(model: tf.LayersModel, split: Split, batchSize: number): Promise<TestResult> {
     const batches = Math.ceil(split.count / batchSize);
     const parts = Math.min(this.threads, batches);
-    if (parts <= 1) return testResult(await evaluateSums(model, split, batchSize));
+    if (parts <= 1) return evaluate(model, split, batchSize);
     if (this.replies.failure) throw this.replies.failure;
     const state = model.nonTrainableWeights.map((w) => toWire(w.read()));
     const ranges = splitRows(batches, parts).map(([first, n]) => [first * batchSize, Math.min(split.count, (first + n) * batchSize) - first * batchSize]);
