@@ -104,7 +104,7 @@ export function modelFacts(model: tf.LayersModel, name: string): ModelFacts {
         `${(1 / (1 - rate)).toFixed(1)}, so that units cannot rely on each other; the identity at test time.`;
     } else if (cls === 'LogSoftmax') {
       role = `turns the ${out[0]} scores into log-probabilities; with the negative log-likelihood loss this is cross-entropy.`;
-    } else if (cls === 'BatchNormalization') {
+    } else if (cls === 'BatchNormalization' || cls === 'BatchNorm2d') {
       role = `normalises each of the ${inC} channels with the batch's mean and variance (running averages at test time), then scales and shifts them.`;
     } else {
       role = `${cls} layer.`;

@@ -2,6 +2,8 @@
  * Layers tfjs-layers lacks for a PyTorch-faithful model, and PyTorch-style initialisers.
  */
 import * as tf from '@tensorflow/tfjs';
+import { batchNormTraining } from '../engine/batch-norm';
+import { seededDropout } from '../engine/dropout';
 import { intSeed } from '../util/random';
 
 type Initializer = ReturnType<typeof tf.initializers.zeros>;
@@ -30,7 +32,7 @@ export class SeededDropout extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     const x = one(inputs);
     if (!kwargs.training || this.rate <= 0) return x;
-    return tf.dropout(x, this.rate, undefined, intSeed(this.random));
+    return seededDropout(x, this.rate, intSeed(this.random));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -38,6 +40,62 @@ export class SeededDropout extends tf.layers.Layer {
   }
 }
 tf.serialization.registerClass(SeededDropout);
+
+/**
+ * PyTorch's BatchNorm2d (and BatchNorm1d) over the last axis: in training, normalises by
+ * the batch's statistics (biased variance) and updates the running averages with momentum
+ * 0.1 and the unbiased variance; at test time, normalises by the running averages. The
+ * training pass is one fused operation (engine/batch-norm.ts). Weights in tfjs's order and
+ * names (gamma, beta, moving_mean, moving_variance), so checkpoints map one to one.
+ */
+export class BatchNorm2d extends tf.layers.Layer {
+  static className = 'BatchNorm2d';
+  readonly momentum: number;
+  readonly epsilon: number;
+  private gamma?: tf.LayerVariable;
+  private beta?: tf.LayerVariable;
+  private movingMean?: tf.LayerVariable;
+  private movingVariance?: tf.LayerVariable;
+
+  constructor(config: { momentum?: number; epsilon?: number; name?: string } = {}) {
+    super({ name: config.name });
+    this.momentum = config.momentum ?? 0.1;
+    this.epsilon = config.epsilon ?? 1e-5;
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const channels = [shape[shape.length - 1]!];
+    this.gamma = this.addWeight('gamma', channels, 'float32', tf.initializers.ones());
+    this.beta = this.addWeight('beta', channels, 'float32', tf.initializers.zeros());
+    this.movingMean = this.addWeight('moving_mean', channels, 'float32', tf.initializers.zeros(), undefined, false);
+    this.movingVariance = this.addWeight('moving_variance', channels, 'float32', tf.initializers.ones(), undefined, false);
+    this.built = true;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    const x = one(inputs);
+    const gamma = this.gamma!.read() as tf.Tensor1D;
+    const beta = this.beta!.read() as tf.Tensor1D;
+    if (!kwargs.training) {
+      return tf.batchNorm(x, this.movingMean!.read() as tf.Tensor1D, this.movingVariance!.read() as tf.Tensor1D, beta, gamma, this.epsilon);
+    }
+    const { y, mean, variance } = batchNormTraining(x, gamma, beta, this.epsilon);
+    const rows = x.size / x.shape[x.shape.length - 1];
+    tf.tidy(() => {
+      const m = this.momentum;
+      const unbiased = tf.mul(variance, rows / Math.max(1, rows - 1));
+      this.movingMean!.write(tf.add(tf.mul(this.movingMean!.read(), 1 - m), tf.mul(mean, m)));
+      this.movingVariance!.write(tf.add(tf.mul(this.movingVariance!.read(), 1 - m), tf.mul(unbiased, m)));
+    });
+    return y;
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), momentum: this.momentum, epsilon: this.epsilon };
+  }
+}
+tf.serialization.registerClass(BatchNorm2d);
 
 /** log(softmax(x)) over the last axis, as F.log_softmax(x, dim=1). */
 export class LogSoftmax extends tf.layers.Layer {

@@ -5,7 +5,7 @@
  * Parameter counts are PyTorch's (weights, biases, batch-norm scale and shift).
  */
 import * as tf from '@tensorflow/tfjs';
-import { Conv2d, InitSeeds, LogSoftmax, SeededDropout } from './layers';
+import { BatchNorm2d, Conv2d, InitSeeds, LogSoftmax, SeededDropout } from './layers';
 
 type Block = (model: tf.Sequential) => void;
 
@@ -19,8 +19,7 @@ function conv(seeds: InitSeeds, inChannels: number, spec: ConvSpec, first = fals
       useBias: spec.bias ?? false, ...seeds.torchDefault(spec.k * spec.k * inChannels),
     }));
     if (spec.relu ?? true) model.add(tf.layers.reLU());
-    // PyTorch BatchNorm2d: momentum 0.1 (tfjs counts the other way: 0.9), eps 1e-5.
-    if (spec.bn) model.add(tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 }));
+    if (spec.bn) model.add(new BatchNorm2d());
     if (spec.dropout) model.add(new SeededDropout({ rate: spec.dropout }));
   };
 }
@@ -136,7 +135,7 @@ export function buildBn10k(seeds: InitSeeds): tf.Sequential {
   ]);
   blocks.push((m) => {
     m.add(new Conv2d({ filters: 15, kernelSize: 1, padding: 'valid', useBias: true, ...seeds.torchDefault(15) }));
-    m.add(tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 }));
+    m.add(new BatchNorm2d());
     m.add(tf.layers.reLU());
     m.add(new SeededDropout({ rate: d }));
     m.add(new Conv2d({ filters: 10, kernelSize: 1, padding: 'valid', useBias: true, ...seeds.torchDefault(15) }));

@@ -111,6 +111,29 @@ describe('data-parallel compute threads', () => {
     });
   }
 
+  it('bn-14k on 2 threads: each part is normalised by its own batch statistics (fused batch norm in every replica)', async () => {
+    await withReplicas('bn-14k', 3, 2, async (model, optimizer, dp) => {
+      const batch = randomBatch(21, 11);
+      // Expected: each part's gradients on this thread, weighted by its share of the rows, summed.
+      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const expected = splitRows(batch.size, 2).map(([start, size]) => {
+        const data = tf.tensor4d(batch.images.slice(start * 784, (start + size) * 784), [size, 28, 28, 1]);
+        const target = tf.tensor1d(batch.labels.slice(start, start + size), 'int32');
+        const r = tf.variableGrads(() => nllLoss(model.apply(data, { training: true }) as tf.Tensor, target, size / batch.size), vars);
+        tf.dispose([data, target]);
+        return r;
+      });
+      const got = await parallelGradients(dp, model, { ...batch, images: batch.images.slice(), labels: batch.labels.slice() });
+      const sum = (f: (r: typeof expected[number]) => tf.Tensor) => tf.tidy(() => tf.add(f(expected[0]), f(expected[1])).dataSync() as Float32Array);
+      close(got.loss.dataSync() as Float32Array, sum((r) => r.value), 'loss');
+      for (const name of Object.keys(got.grads)) close(got.grads[name].dataSync() as Float32Array, sum((r) => r.grads[name]), name);
+      const whole = wholeBatchGradients(model, batch);
+      assert.notDeepEqual(got.loss.dataSync(), whole.value.dataSync(), 'the whole batch\'s statistics would give another loss');
+      optimizer.applyGradients(got.grads);
+      tf.dispose([got.loss, whole.value, ...Object.values(whole.grads), ...Object.values(got.grads), ...expected.flatMap((r) => [r.value, ...Object.values(r.grads)])]);
+    });
+  });
+
   it('keeps every replica\'s weights bit-identical to the main thread\'s, step after step (dropout on)', async () => {
     await withReplicas('net', 3, 2, async (model, optimizer, dp) => {
       const before = model.getWeights().map((t) => t.dataSync().slice());
