@@ -5,13 +5,13 @@
  * values back over the batch with Tile, Multiply and Sum: on wasm, 40% of a batch-norm
  * model's step. Here the forward pass (per-channel sums, then y = x·a + b) and the
  * backward pass (Σdy and Σdy·x, then dx = dy·k + x·u + w) are two passes each over the
- * values, in place in the wasm memory (engine/js-kernel.ts), with the gradient registered
- * as tfjs's own are. Backends without them (tensorflow) use tf.moments and tf.batchNorm.
+ * values: SIMD in place in the wasm memory, JavaScript loops on cpu; the gradient is
+ * registered as tfjs's own are. Backends without them (tensorflow) use tf.moments and tf.batchNorm.
  * Channels are the last axis; every other axis is reduced over, as PyTorch's BatchNorm2d
  * does over N, H and W.
  */
 import * as tf from '@tensorflow/tfjs';
-import { hasJsKernel, registerJsKernel } from './js-kernel';
+import { channelAffine, channelSums, WasmBackend } from './wasm/simd-kernels';
 
 export const BATCH_NORM_KERNELS = { forward: 'BatchNormTraining', backward: 'BatchNormTrainingGrad' } as const;
 
@@ -23,78 +23,128 @@ export interface BatchNormResult {
   variance: tf.Tensor1D;
 }
 
-/** Mean, biased variance and 1/√(variance+ε) per channel (float64 sums); y = (x − mean)·invStd·γ + β. */
-function forwardValues(xs: Float32Array, g: Float32Array, b: Float32Array, epsilon: number, C: number,
-  [ys, meanOut, varOut, invStdOut]: Float32Array[]): void {
-  const rows = xs.length / C;
-  const sum = new Float64Array(C);
-  const squares = new Float64Array(C);
-  for (let i = 0, r = 0; r < rows; r++) {
-    for (let c = 0; c < C; c++, i++) {
-      const v = xs[i];
-      sum[c] += v;
-      squares[c] += v * v;
-    }
-  }
-  const scale = new Float32Array(C);
-  const shift = new Float32Array(C);
+/** The two passes a batch-norm kernel makes over its tensors, on one backend. */
+interface ChannelPasses {
+  /** [Σa, Σa·b] per channel, in float64. */
+  sums(a: tf.TensorInfo, b: tf.TensorInfo): [Float64Array, Float64Array];
+  /** A new tensor of a's shape: a·p[c] + b·q[c] + r[c]. */
+  affine(a: tf.TensorInfo, b: tf.TensorInfo, p: Float32Array, q: Float32Array, r: Float32Array): tf.TensorInfo;
+  /** A new 1-D tensor holding `values`. */
+  vector(values: Float32Array): tf.TensorInfo;
+}
+
+/** On wasm: SIMD passes in place in the wasm memory (engine/wasm/simd-kernels.wat). */
+function wasmPasses(backend: WasmBackend): ChannelPasses {
+  return {
+    sums: (a, b) => channelSums(backend, a, b),
+    affine: (a, b, p, q, r) => {
+      const out = backend.makeOutput(a.shape, 'float32');
+      channelAffine(backend, a, b, out, p, q, r);
+      return out;
+    },
+    vector: (values) => {
+      const out = backend.makeOutput([values.length], 'float32');
+      backend.typedArrayFromHeap(out).set(values);
+      return out;
+    },
+  };
+}
+
+interface CpuBackend {
+  readSync(id: object): Float32Array;
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo;
+}
+
+/** On cpu: the same passes as JavaScript loops over the backend's arrays. */
+function cpuPasses(backend: CpuBackend): ChannelPasses {
+  return {
+    sums: (a, b) => {
+      const [as, bs] = [backend.readSync(a.dataId), backend.readSync(b.dataId)];
+      const C = a.shape[a.shape.length - 1];
+      const sum = new Float64Array(C);
+      const products = new Float64Array(C);
+      for (let i = 0; i < as.length;) {
+        for (let c = 0; c < C; c++, i++) {
+          sum[c] += as[i];
+          products[c] += Math.fround(as[i] * bs[i]);
+        }
+      }
+      return [sum, products];
+    },
+    affine: (a, b, p, q, r) => {
+      const [as, bs] = [backend.readSync(a.dataId), backend.readSync(b.dataId)];
+      const out = new Float32Array(as.length);
+      const C = p.length;
+      for (let i = 0; i < as.length;) {
+        for (let c = 0; c < C; c++, i++) out[i] = as[i] * p[c] + bs[i] * q[c] + r[c];
+      }
+      return backend.makeTensorInfo(a.shape, 'float32', out);
+    },
+    vector: (values) => backend.makeTensorInfo([values.length], 'float32', values),
+  };
+}
+
+function passesFor(backend: tf.KernelBackend): ChannelPasses {
+  return tf.getBackend() === 'wasm' ? wasmPasses(backend as unknown as WasmBackend) : cpuPasses(backend as unknown as CpuBackend);
+}
+
+type KernelArgs = { inputs: Record<string, tf.TensorInfo>; attrs: tf.NamedAttrMap; backend: tf.KernelBackend };
+
+const valuesOf = (backend: tf.KernelBackend, t: tf.TensorInfo) => backend.readSync(t.dataId) as Float32Array;
+
+/**
+ * Mean, biased variance and 1/√(variance+ε) per channel from Σx and Σx² (float64);
+ * then y = x·a + b with a = γ·invStd, b = β − mean·a.
+ */
+function forwardKernel({ inputs: { x, gamma, beta }, attrs, backend }: KernelArgs): tf.TensorInfo[] {
+  const passes = passesFor(backend);
+  const C = x.shape[x.shape.length - 1];
+  const rows = x.shape.reduce((a, b) => a * b, 1) / C;
+  const [g, b] = [valuesOf(backend, gamma), valuesOf(backend, beta)];
+  const [sum, squares] = passes.sums(x, x);
+  const [mean, variance, invStd, scale, shift] = Array.from({ length: 5 }, () => new Float32Array(C));
   for (let c = 0; c < C; c++) {
-    const mean = sum[c] / rows;
-    const variance = Math.max(0, squares[c] / rows - mean * mean);
-    const invStd = 1 / Math.sqrt(variance + epsilon);
-    meanOut[c] = mean;
-    varOut[c] = variance;
-    invStdOut[c] = invStd;
-    scale[c] = g[c] * invStd;
-    shift[c] = b[c] - mean * g[c] * invStd;
+    const m = sum[c] / rows;
+    const v = Math.max(0, squares[c] / rows - m * m);
+    const s = 1 / Math.sqrt(v + (attrs.epsilon as number));
+    mean[c] = m;
+    variance[c] = v;
+    invStd[c] = s;
+    scale[c] = g[c] * s;
+    shift[c] = b[c] - m * g[c] * s;
   }
-  for (let i = 0, r = 0; r < rows; r++) {
-    for (let c = 0; c < C; c++, i++) ys[i] = xs[i] * scale[c] + shift[c];
-  }
+  const y = passes.affine(x, x, scale, new Float32Array(C), shift);
+  return [y, passes.vector(mean), passes.vector(variance), passes.vector(invStd)];
 }
 
 /**
- * dβ = Σdy, dγ = Σdy·x̂ with x̂ = (x − mean)·invStd, and
+ * dβ = Σdy, dγ = Σdy·x̂ = invStd·(Σdy·x − mean·Σdy) with x̂ = (x − mean)·invStd, and
  * dx = γ·invStd·(dy − dβ/M − x̂·dγ/M), which per channel is dx = dy·k + x·u + w.
  */
-function backwardValues(dys: Float32Array, xs: Float32Array, g: Float32Array, m: Float32Array, s: Float32Array, C: number,
-  [dxs, dGamma, dBeta]: Float32Array[]): void {
-  const rows = xs.length / C;
-  const sumDy = new Float64Array(C);
-  const sumDyX = new Float64Array(C);
-  for (let i = 0, r = 0; r < rows; r++) {
-    for (let c = 0; c < C; c++, i++) {
-      const d = dys[i];
-      sumDy[c] += d;
-      sumDyX[c] += d * xs[i];
-    }
-  }
-  const k = new Float32Array(C);
-  const u = new Float32Array(C);
-  const w = new Float32Array(C);
+function backwardKernel({ inputs: { dy, x, gamma, mean, invStd }, backend }: KernelArgs): tf.TensorInfo[] {
+  const passes = passesFor(backend);
+  const C = x.shape[x.shape.length - 1];
+  const rows = x.shape.reduce((a, b) => a * b, 1) / C;
+  const [g, m, s] = [gamma, mean, invStd].map((t) => valuesOf(backend, t));
+  const [sumDy, sumDyX] = passes.sums(dy, x);
+  const [dGamma, dBeta, k, u, w] = Array.from({ length: 5 }, () => new Float32Array(C));
   for (let c = 0; c < C; c++) {
     const dg = s[c] * (sumDyX[c] - m[c] * sumDy[c]);
     dGamma[c] = dg;
     dBeta[c] = sumDy[c];
     const kc = g[c] * s[c];
-    const uc = -kc * s[c] * dg / rows; // the −k·x̂·dγ/M term per unit of x (x̂ = (x − mean)·invStd)
+    const uc = -kc * s[c] * dg / rows; // the −k·x̂·dγ/M term per unit of x
     k[c] = kc;
     u[c] = uc;
     w[c] = -kc * sumDy[c] / rows - m[c] * uc;
   }
-  for (let i = 0, r = 0; r < rows; r++) {
-    for (let c = 0; c < C; c++, i++) dxs[i] = dys[i] * k[c] + xs[i] * u[c] + w[c];
-  }
+  return [passes.affine(dy, x, k, u, w), passes.vector(dGamma), passes.vector(dBeta)];
 }
 
-registerJsKernel(BATCH_NORM_KERNELS.forward, ['x', 'gamma', 'beta'], ({ inputs: { x } }) => {
-  const C = x.shape[x.shape.length - 1];
-  return [x.shape, [C], [C], [C]];
-}, ([xs, g, b], outs, { inputs, attrs }) => forwardValues(xs, g, b, attrs.epsilon as number, inputs.gamma.shape[0], outs));
-
-registerJsKernel(BATCH_NORM_KERNELS.backward, ['dy', 'x', 'gamma', 'mean', 'invStd'],
-  ({ inputs: { x, gamma } }) => [x.shape, gamma.shape, gamma.shape],
-  ([dys, xs, g, m, s], outs, { inputs }) => backwardValues(dys, xs, g, m, s, inputs.gamma.shape[0], outs));
+for (const backendName of ['wasm', 'cpu']) {
+  tf.registerKernel({ kernelName: BATCH_NORM_KERNELS.forward, backendName, kernelFunc: forwardKernel as unknown as tf.KernelFunc });
+  tf.registerKernel({ kernelName: BATCH_NORM_KERNELS.backward, backendName, kernelFunc: backwardKernel as unknown as tf.KernelFunc });
+}
 
 tf.registerGradient({
   kernelName: BATCH_NORM_KERNELS.forward,
@@ -116,7 +166,7 @@ tf.registerGradient({
  * for the caller's running averages.
  */
 export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): BatchNormResult {
-  if (hasJsKernel(BATCH_NORM_KERNELS.forward)) {
+  if (tf.getKernel(BATCH_NORM_KERNELS.forward, tf.getBackend())) {
     const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_KERNELS.forward, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
     return { y, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
   }

@@ -169,6 +169,15 @@ describe('dropout mask', () => {
     }
   });
 
+  it('the wasm kernel (four draws at a time) gives the one-at-a-time stream, its last n mod 4 values too', async () => {
+    for (const size of [1, 3, 4, 5, 105, 1027]) {
+      const onWasm = tf.tidy(() => dropoutMask([size], 0.3, 0x7fffffff).dataSync() as Float32Array);
+      const reference = new Float32Array(size);
+      fillDropoutMask(reference, 0.3, 0x7fffffff);
+      assert.deepEqual(onWasm, reference, `size ${size}`);
+    }
+  });
+
   for (const [model, shape] of zooShapes(SeededDropout)) {
     it(`${model} [${shape}]: forward is x·mask, the gradient dy·mask`, () => {
       tf.tidy(() => {

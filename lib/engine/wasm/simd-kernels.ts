@@ -1,10 +1,11 @@
 /**
  * Fused kernels for the wasm backend, written in WebAssembly text
- * (lib/wasm/*.wat, compiled by scripts/build.ts) and run on the backend's own memory:
+ * (lib/engine/wasm/*.wat, compiled by scripts/build.ts) and run on the backend's own memory:
  * the module imports tfjs's WebAssembly.Memory, so it reads and writes tensors in place,
  * by byte offset, with SIMD. Used where a chain of tensor ops would read and write a
  * large weight many times (the optimizer step: about 30 ms of tensor ops for the Net,
- * 5 ms fused) and for the max-pooling gradient (about 15 ms a step as a JS loop).
+ * 5 ms fused), for the max-pooling gradient (about 15 ms a step as a JS loop) and for
+ * batch norm's per-channel passes (engine/batch-norm.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -34,6 +35,9 @@ interface KernelExports {
   adadelta(p: number, g: number, s: number, a: number, pOut: number, sOut: number, aOut: number,
     n: number, rho: number, eps: number, lr: number): void;
   maxpool_grad_2x2(x: number, dy: number, dx: number, n: number, h: number, w: number, c: number): void;
+  channel_sums(a: number, b: number, rows: number, C: number, acc: number): void;
+  channel_affine(a: number, b: number, out: number, rows: number, C: number, p: number, q: number, r: number): void;
+  dropout_mask(out: number, n: number, seed: number, threshold: number, keep: number): void;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -96,4 +100,41 @@ export function maxPoolGrad2x2(backend: WasmBackend, x: tf.TensorInfo, dy: tf.Te
   const at = (t: tf.TensorInfo) => addressOf(backend, t);
   const [n, h, w, c] = x.shape;
   kernels(backend).maxpool_grad_2x2(at(x), at(dy), at(dx), n, h, w, c);
+}
+
+/**
+ * Per-channel float64 sums over the rows of two channels-last tensors of the same shape:
+ * [Σa, Σa·b], each of C values (C = the last axis).
+ */
+export function channelSums(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo): [Float64Array, Float64Array] {
+  const C = a.shape[a.shape.length - 1];
+  const rows = a.shape.reduce((x, y) => x * y, 1) / C;
+  const scratch = backend.makeOutput([4 * C], 'float32'); // 2·C float64
+  const at = (t: tf.TensorInfo) => addressOf(backend, t);
+  kernels(backend).channel_sums(at(a), at(b), rows, C, at(scratch));
+  const view = backend.typedArrayFromHeap(scratch);
+  const acc = new Float64Array(view.buffer.slice(view.byteOffset, view.byteOffset + 16 * C));
+  backend.disposeData(scratch.dataId);
+  return [acc.subarray(0, C), acc.subarray(C)];
+}
+
+/** out = a·p[c] + b·q[c] + r[c] per channel (float32), for channels-last tensors of out's shape. */
+export function channelAffine(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo, out: tf.TensorInfo,
+  p: Float32Array, q: Float32Array, r: Float32Array): void {
+  const C = p.length;
+  const rows = out.shape.reduce((x, y) => x * y, 1) / C;
+  const scratch = backend.makeOutput([3 * C], 'float32');
+  const coefficients = backend.typedArrayFromHeap(scratch);
+  coefficients.set(p, 0);
+  coefficients.set(q, C);
+  coefficients.set(r, 2 * C);
+  const at = (t: tf.TensorInfo) => addressOf(backend, t);
+  const base = at(scratch);
+  kernels(backend).channel_affine(at(a), at(b), at(out), rows, C, base, base + 4 * C, base + 8 * C);
+  backend.disposeData(scratch.dataId);
+}
+
+/** Fills `out` with a scaled dropout mask: the stream of lib/engine/dropout.ts's fillDropoutMask, four draws at a time. */
+export function dropoutMaskOnWasm(backend: WasmBackend, out: tf.TensorInfo, seed: number, threshold: number, keep: number): void {
+  kernels(backend).dropout_mask(addressOf(backend, out), out.shape.reduce((a, b) => a * b, 1), seed | 0, threshold | 0, keep);
 }

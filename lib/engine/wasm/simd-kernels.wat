@@ -1,5 +1,5 @@
 ;; Training kernels for the tfjs wasm backend, run on its own memory, which this module
-;; imports: pointers are byte offsets of tensors in that memory (lib/wasm-fused.ts).
+;; imports: pointers are byte offsets of tensors in that memory (lib/engine/wasm/simd-kernels.ts).
 ;;
 ;; adadelta: one Adadelta step (torch.optim.Adadelta's arithmetic, float32) over n values
 ;; of one weight in a single SIMD pass, instead of ten-odd tensor ops that each read and
@@ -128,4 +128,149 @@
             (br $qloop)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rloop))))
+
+;; channel_sums: per-channel sums over the rows of two channels-last tensors a and b
+;; (rows × C values each), in float64: acc[c] = Σ a, acc[C + c] = Σ a·b (the product in
+;; float32). Batch norm's statistics (a = b = x: Σx, Σx²) and its gradient's (a = dy,
+;; b = x: Σdy, Σdy·x). Four channels at a time, the last C mod 4 one at a time.
+  (func (export "channel_sums")
+    (param $a i32) (param $b i32) (param $rows i32) (param $C i32) (param $acc i32)
+    (local $r i32) (local $c i32) (local $c4 i32) (local $stride i32) (local $o i32)
+    (local $s i32) (local $q i32) (local $va v128) (local $vp v128) (local $fa f32)
+    ;; zero the 2·C accumulators
+    (local.set $c (i32.const 0))
+    (block $zdone
+      (loop $zloop
+        (br_if $zdone (i32.ge_u (local.get $c) (i32.shl (local.get $C) (i32.const 1))))
+        (f64.store (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3))) (f64.const 0))
+        (local.set $c (i32.add (local.get $c) (i32.const 1)))
+        (br $zloop)))
+    (local.set $c4 (i32.and (local.get $C) (i32.const -4)))
+    (local.set $stride (i32.shl (local.get $C) (i32.const 2)))
+    (block $rdone
+      (loop $rloop
+        (br_if $rdone (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $c (i32.const 0))
+        (block $vdone
+          (loop $vloop
+            (br_if $vdone (i32.ge_u (local.get $c) (local.get $c4)))
+            (local.set $o (i32.shl (local.get $c) (i32.const 2)))
+            (local.set $va (v128.load (i32.add (local.get $a) (local.get $o))))
+            (local.set $vp (f32x4.mul (local.get $va) (v128.load (i32.add (local.get $b) (local.get $o)))))
+            (local.set $s (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3))))
+            (local.set $q (i32.add (local.get $s) (i32.shl (local.get $C) (i32.const 3))))
+            (v128.store (local.get $s)
+              (f64x2.add (v128.load (local.get $s)) (f64x2.promote_low_f32x4 (local.get $va))))
+            (v128.store offset=16 (local.get $s)
+              (f64x2.add (v128.load offset=16 (local.get $s))
+                (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $va) (local.get $va)))))
+            (v128.store (local.get $q)
+              (f64x2.add (v128.load (local.get $q)) (f64x2.promote_low_f32x4 (local.get $vp))))
+            (v128.store offset=16 (local.get $q)
+              (f64x2.add (v128.load offset=16 (local.get $q))
+                (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $vp) (local.get $vp)))))
+            (local.set $c (i32.add (local.get $c) (i32.const 4)))
+            (br $vloop)))
+        (block $sdone
+          (loop $sloop
+            (br_if $sdone (i32.ge_u (local.get $c) (local.get $C)))
+            (local.set $o (i32.shl (local.get $c) (i32.const 2)))
+            (local.set $fa (f32.load (i32.add (local.get $a) (local.get $o))))
+            (local.set $s (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3))))
+            (local.set $q (i32.add (local.get $s) (i32.shl (local.get $C) (i32.const 3))))
+            (f64.store (local.get $s) (f64.add (f64.load (local.get $s)) (f64.promote_f32 (local.get $fa))))
+            (f64.store (local.get $q) (f64.add (f64.load (local.get $q))
+              (f64.promote_f32 (f32.mul (local.get $fa) (f32.load (i32.add (local.get $b) (local.get $o)))))))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (br $sloop)))
+        (local.set $a (i32.add (local.get $a) (local.get $stride)))
+        (local.set $b (i32.add (local.get $b) (local.get $stride)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rloop))))
+
+;; channel_affine: out = a·p[c] + b·q[c] + r[c] per channel over rows × C values (float32).
+;; Batch norm's forward (a = b = x, p = γ·invStd, q = 0, r = β − mean·γ·invStd) and its
+;; input gradient (a = dy, b = x, and the per-channel k, u, w of lib/engine/batch-norm.ts).
+  (func (export "channel_affine")
+    (param $a i32) (param $b i32) (param $out i32) (param $rows i32) (param $C i32)
+    (param $p i32) (param $q i32) (param $rr i32)
+    (local $r i32) (local $c i32) (local $c4 i32) (local $stride i32) (local $o i32)
+    (local.set $c4 (i32.and (local.get $C) (i32.const -4)))
+    (local.set $stride (i32.shl (local.get $C) (i32.const 2)))
+    (block $rdone
+      (loop $rloop
+        (br_if $rdone (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $c (i32.const 0))
+        (block $vdone
+          (loop $vloop
+            (br_if $vdone (i32.ge_u (local.get $c) (local.get $c4)))
+            (local.set $o (i32.shl (local.get $c) (i32.const 2)))
+            (v128.store (i32.add (local.get $out) (local.get $o))
+              (f32x4.add
+                (f32x4.add
+                  (f32x4.mul (v128.load (i32.add (local.get $a) (local.get $o))) (v128.load (i32.add (local.get $p) (local.get $o))))
+                  (f32x4.mul (v128.load (i32.add (local.get $b) (local.get $o))) (v128.load (i32.add (local.get $q) (local.get $o)))))
+                (v128.load (i32.add (local.get $rr) (local.get $o)))))
+            (local.set $c (i32.add (local.get $c) (i32.const 4)))
+            (br $vloop)))
+        (block $sdone
+          (loop $sloop
+            (br_if $sdone (i32.ge_u (local.get $c) (local.get $C)))
+            (local.set $o (i32.shl (local.get $c) (i32.const 2)))
+            (f32.store (i32.add (local.get $out) (local.get $o))
+              (f32.add
+                (f32.add
+                  (f32.mul (f32.load (i32.add (local.get $a) (local.get $o))) (f32.load (i32.add (local.get $p) (local.get $o))))
+                  (f32.mul (f32.load (i32.add (local.get $b) (local.get $o))) (f32.load (i32.add (local.get $q) (local.get $o)))))
+                (f32.load (i32.add (local.get $rr) (local.get $o)))))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (br $sloop)))
+        (local.set $a (i32.add (local.get $a) (local.get $stride)))
+        (local.set $b (i32.add (local.get $b) (local.get $stride)))
+        (local.set $out (i32.add (local.get $out) (local.get $stride)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rloop))))
+;; dropout_mask: n values of a scaled dropout mask: keep (1/(1−rate)) where a mulberry32
+;; draw is at or above the threshold (rate·2³²), else 0. mulberry32's state is a counter
+;; advanced by 0x6d2b79f5 per draw, so four lanes starting at seed + 1..4 steps and
+;; advancing four steps at a time give exactly the one-at-a-time stream (lib/engine/dropout.ts).
+  (func (export "dropout_mask")
+    (param $out i32) (param $n i32) (param $seed i32) (param $threshold i32) (param $keep f32)
+    (local $i i32) (local $end i32) (local $vs v128) (local $t v128) (local $vth v128) (local $vkeep v128)
+    (local $s i32) (local $u i32)
+    (local.set $vs (i32x4.add (i32x4.splat (local.get $seed))
+      (v128.const i32x4 0x6d2b79f5 0xda56f3ea 0x47826ddf 0xb4ade7d4)))
+    (local.set $vth (i32x4.splat (local.get $threshold)))
+    (local.set $vkeep (f32x4.splat (local.get $keep)))
+    (local.set $end (i32.and (local.get $n) (i32.const -4)))
+    (block $vdone
+      (loop $vloop
+        (br_if $vdone (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $t (local.get $vs))
+        (local.set $t (i32x4.mul (v128.xor (local.get $t) (i32x4.shr_u (local.get $t) (i32.const 15)))
+          (v128.or (local.get $t) (i32x4.splat (i32.const 1)))))
+        (local.set $t (v128.xor (local.get $t)
+          (i32x4.add (local.get $t) (i32x4.mul (v128.xor (local.get $t) (i32x4.shr_u (local.get $t) (i32.const 7)))
+            (v128.or (local.get $t) (i32x4.splat (i32.const 61)))))))
+        (local.set $t (v128.xor (local.get $t) (i32x4.shr_u (local.get $t) (i32.const 14))))
+        (v128.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2)))
+          (v128.and (i32x4.ge_u (local.get $t) (local.get $vth)) (local.get $vkeep)))
+        (local.set $vs (i32x4.add (local.get $vs) (i32x4.splat (i32.const 0xb4ade7d4))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $vloop)))
+    ;; the last n mod 4: the next draws of the same stream
+    (local.set $s (i32x4.extract_lane 0 (local.get $vs)))
+    (block $sdone
+      (loop $sloop
+        (br_if $sdone (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $u (local.get $s))
+        (local.set $u (i32.mul (i32.xor (local.get $u) (i32.shr_u (local.get $u) (i32.const 15))) (i32.or (local.get $u) (i32.const 1))))
+        (local.set $u (i32.xor (local.get $u)
+          (i32.add (local.get $u) (i32.mul (i32.xor (local.get $u) (i32.shr_u (local.get $u) (i32.const 7))) (i32.or (local.get $u) (i32.const 61))))))
+        (local.set $u (i32.xor (local.get $u) (i32.shr_u (local.get $u) (i32.const 14))))
+        (f32.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2)))
+          (select (local.get $keep) (f32.const 0) (i32.ge_u (local.get $u) (local.get $threshold))))
+        (local.set $s (i32.add (local.get $s) (i32.const 0x6d2b79f5)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $sloop))))
 )

@@ -175,7 +175,7 @@ function makeTransposeFirst(original: KernelFunc) {
 /**
  * MaxPoolGrad as one pass over the wasm heap: each output's gradient goes to the first
  * maximum of its window (the cpu backend's rule). 2x2/2 pools go to the SIMD kernel of
- * lib/wasm-fused.ts; this loop covers every other pooling config (NHWC).
+ * lib/engine/wasm/simd-kernels.ts; this loop covers every other pooling config (NHWC).
  */
 function maxPoolGrad({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo {
   const { dy, input } = inputs;
