@@ -9,7 +9,8 @@ import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/engine/bac
 import { benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, benchTestPass, formatKernels, loaderResidentMB } from '../lib/bench';
 import { limitTrain, loadEmbedded } from '../lib/data/dataset';
 import { positiveInt } from '../lib/util/cli-options';
-import { runMain } from '../lib/util/errors';
+import { runMain, UserError } from '../lib/util/errors';
+import { findPeerPython, PeerResult, runPeer } from '../lib/bench-peer';
 import { createModel, MODEL_NAMES } from '../lib/models';
 import { checkComputeThreads, defaultComputeThreads } from '../lib/training/data-parallel';
 
@@ -24,6 +25,8 @@ runMain(async () => {
     .option('--compute-threads <n>', 'threads for the data-parallel training figure (default: as npm run train picks)', positiveInt)
     .option('--json', 'print one JSON object as the last line', false)
     .option('--skip-loader', 'skip the data-loader and profiler-overhead parts (model only)', false)
+    .option('--peer', 'with --model all: train each model in PyTorch too (scripts/pytorch_peer.py, same threads and batch), ' +
+      'right after ours, and give the ratio; needs a Python that imports torch (measuring only)', false)
     .parse();
   const o = program.opts();
   const backend = await initBackend(o.backend as BackendRequest);
@@ -34,9 +37,10 @@ runMain(async () => {
     // Every model on the same thread count (the machine's default), beside the default each model gets.
     const threads: number = o.computeThreads ?? defaultComputeThreads(backend.name);
     checkComputeThreads(threads, backend.name);
-    await benchAllModels(o.batchSize, o.steps, threads, backend.name, log, o.json);
+    await benchAllModels(o.batchSize, o.steps, threads, backend.name, log, o.json, o.peer);
     return;
   }
+  if (o.peer) throw new UserError('--peer goes with --model all (every zoo model beside PyTorch)');
   const threads: number = o.computeThreads ?? defaultComputeThreads(backend.name, process.env, o.model);
   checkComputeThreads(threads, backend.name);
   const r = await benchModel(o.model, o.batchSize, 3, o.steps);
@@ -89,18 +93,31 @@ runMain(async () => {
   }
 });
 
-/** Every model of the zoo: training samples/s on 1 and `threads` threads, inference, the top kernels; a table, and per model in the JSON. */
-async function benchAllModels(batchSize: number, steps: number, threads: number, backend: string, log: (s: string) => void, json: boolean): Promise<void> {
+/**
+ * Every model of the zoo: training samples/s on 1 and `threads` threads, inference, the top
+ * kernels; with `peer`, PyTorch training the same model on the same threads right after
+ * ours, and our ratio to it. A table, and per model in the JSON.
+ */
+async function benchAllModels(batchSize: number, steps: number, threads: number, backend: string, log: (s: string) => void, json: boolean,
+  peer: boolean): Promise<void> {
   const rows: Record<string, { parameters: number; default_compute_threads: number; train_samples_per_s_1_thread: number; train_samples_per_s: number;
-    infer_samples_per_s: number; top_kernels_ms: Record<string, number> }> = {};
-  log(`\nEvery model, batch ${batchSize}, synthetic data, median of ${steps} steps after 3 warm-up steps; ${threads} compute threads as npm run train picks:\n`);
+    infer_samples_per_s: number; top_kernels_ms: Record<string, number>; pytorch_train_samples_per_s?: number; ratio_to_pytorch?: number }> = {};
+  const python = peer ? findPeerPython() : undefined;
+  if (python && 'missing' in python) log(`PyTorch peer: not measured: ${python.missing}`);
+  const peerPython = python && 'python' in python ? python.python : undefined;
+  let peerInfo: Pick<PeerResult, 'torch' | 'blas' | 'threads'> & { python: string } | undefined;
+  log(`\nEvery model, batch ${batchSize}, synthetic data, median of ${steps} steps after 3 warm-up steps; ${threads} compute threads as npm run train picks` +
+    `${peerPython ? `; PyTorch on ${threads} threads right after each` : ''}:\n`);
+  const peerHeader = peerPython ? `${`torch ${threads} thr`.padStart(13)}${'vs torch'.padStart(9)}` : '';
   const header = `${'model'.padEnd(16)}${'params'.padStart(10)}${'train 1 thr'.padStart(13)}${`train ${threads} thr`.padStart(13)}${'ratio'.padStart(7)}` +
-    `${'default'.padStart(8)}${'infer'.padStart(10)}  top kernels (ms, one step, 1 thread)`;
+    `${peerHeader}${'default'.padStart(8)}${'infer'.padStart(10)}  top kernels (ms, one step, 1 thread)`;
   log(header);
   log('='.repeat(header.length + 20));
   for (const name of MODEL_NAMES) {
     const model = createModel(name, 1);
     const parameters = model.countParams();
+    // PyTorch counts batch norm's running statistics as buffers, not parameters.
+    const trained = model.trainableWeights.reduce((n, w) => n + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
     model.dispose();
     const one = await benchModel(name, batchSize, 3, steps);
     const many = threads > 1 ? await benchParallelTraining(name, batchSize, threads, backend, 3, steps) : one;
@@ -108,10 +125,21 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
     const usual = defaultComputeThreads(backend, process.env, name);
     rows[name] = { parameters, default_compute_threads: usual, train_samples_per_s_1_thread: one.train_samples_per_s, train_samples_per_s: many.train_samples_per_s,
       infer_samples_per_s: one.infer_samples_per_s, top_kernels_ms: Object.fromEntries(one.kernels.slice(0, 5).map((k) => [k.kernel, Number(k.ms.toFixed(2))])) };
+    let peerColumns = '';
+    if (peerPython) {
+      const torch = runPeer(peerPython, name, { threads, batchSize, steps });
+      if (torch.parameters !== trained) throw new Error(`the PyTorch peer's ${name} has ${torch.parameters} parameters, ours ${trained}: not the same model`);
+      peerInfo = { python: peerPython, torch: torch.torch, blas: torch.blas, threads: torch.threads };
+      // Ours at the threads npm run train picks for this model, against PyTorch on all the threads.
+      const ours = usual === 1 ? one.train_samples_per_s : many.train_samples_per_s;
+      Object.assign(rows[name], { pytorch_train_samples_per_s: torch.train_samples_per_s, ratio_to_pytorch: ours / torch.train_samples_per_s });
+      peerColumns = `${torch.train_samples_per_s.toFixed(0).padStart(13)}${(ours / torch.train_samples_per_s).toFixed(2).padStart(9)}`;
+    }
     log(`${name.padEnd(16)}${parameters.toLocaleString('en-US').padStart(10)}${one.train_samples_per_s.toFixed(0).padStart(13)}` +
-      `${many.train_samples_per_s.toFixed(0).padStart(13)}${(many.train_samples_per_s / one.train_samples_per_s).toFixed(2).padStart(7)}` +
+      `${many.train_samples_per_s.toFixed(0).padStart(13)}${(many.train_samples_per_s / one.train_samples_per_s).toFixed(2).padStart(7)}${peerColumns}` +
       `${String(usual).padStart(8)}${one.infer_samples_per_s.toFixed(0).padStart(10)}  ${top.map((k) => `${k.kernel} ${k.ms.toFixed(1)}`).join(', ')}`);
   }
-  log('\n(samples/s; ratio: N threads over 1; default: the compute threads npm run train picks for the model here)');
-  if (json) log(JSON.stringify({ backend, batch_size: batchSize, compute_threads: threads, cpus: os.availableParallelism(), models: rows }));
+  log('\n(samples/s; ratio: N threads over 1; default: the compute threads npm run train picks for the model here' +
+    `${peerInfo ? `; vs torch: ours at the default threads over PyTorch ${peerInfo.torch} (${peerInfo.blas}, ${peerInfo.threads} threads, ${peerInfo.python})` : ''})`);
+  if (json) log(JSON.stringify({ backend, batch_size: batchSize, compute_threads: threads, cpus: os.availableParallelism(), peer: peerInfo ?? null, models: rows }));
 }

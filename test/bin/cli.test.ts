@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
 import { MNIST_FILES } from '../../lib/data/mnist-files';
+import { findPeerPython, runPeer } from '../../lib/bench-peer';
+import { createModel, MODEL_NAMES } from '../../lib/models';
 import { runCli, tmpDir, writeDataFolder } from '../helpers';
 
 function assertUserError(args: string[], pattern: RegExp): void {
@@ -60,10 +63,14 @@ describe('train CLI: bad input gets a clear error and a non-zero exit', () => {
 
 describe('bench --model all (small steps: the code path, not the speed)', () => {
   it('measures every model of the zoo on 1 and 2 threads and prints a table and one JSON line with each', () => {
-    const r = runCli('bench', ['--model', 'all', '--batch-size', '8', '--steps', '1', '--compute-threads', '2', '--backend', 'wasm', '--json']);
+    // --peer with a Python that cannot run: said on one line, the table is still made.
+    const r = runCli('bench', ['--model', 'all', '--batch-size', '8', '--steps', '1', '--compute-threads', '2', '--backend', 'wasm', '--json', '--peer'],
+      { MNIST_LAB_PEER_PYTHON: '/nonexistent/python3' });
     assert.equal(r.status, 0, r.stderr);
-    const json = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { compute_threads: number; models: Record<string, Record<string, number & Record<string, number>>> };
+    assert.match(r.stdout, /PyTorch peer: not measured: no Python here imports torch \(\/nonexistent\/python3: .*\); install Debian's python3-torch and libopenblas0-pthread/);
+    const json = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { compute_threads: number; peer: unknown; models: Record<string, Record<string, number & Record<string, number>>> };
     assert.equal(json.compute_threads, 2);
+    assert.equal(json.peer, null);
     assert.deepEqual(Object.keys(json.models), ['net', 'pytorch-example', 'fc', 'cnn-small', 'base-14k', 'bn-14k', 'gap-8k', 'gap-14k', 'bn-10k']);
     for (const [name, m] of Object.entries(json.models)) {
       for (const k of ['train_samples_per_s_1_thread', 'train_samples_per_s', 'infer_samples_per_s']) assert.ok(m[k] > 0, `${name} ${k}`);
@@ -74,4 +81,29 @@ describe('bench --model all (small steps: the code path, not the speed)', () => 
     assert.equal(json.models.fc.default_compute_threads, 1, 'fc trains on one thread by default');
     assert.match(r.stdout, /\nbn-14k +[\d,]+ +\d+ +\d+ +\d+\.\d\d +\d +\d+ {2}\w+ /);
   });
+
+  it('--peer goes with --model all only', () => {
+    const r = runCli('bench', ['--model', 'fc', '--peer', '--skip-loader', '--backend', 'wasm']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--peer goes with --model all/);
+  });
+
+  // PyTorch is for measuring only: installed here on purpose, never by the project or its CI.
+  const peer = findPeerPython();
+  it('the PyTorch peer (scripts/pytorch_peer.py) builds every zoo model with our parameter count and trains it',
+    { skip: 'missing' in peer ? `PyTorch not installed, peer not checked: ${peer.missing}` : false }, () => {
+      if (!('python' in peer)) return;
+      for (const name of MODEL_NAMES) {
+        const ours = createModel(name, 1);
+        const torch = runPeer(peer.python, name, { threads: 1, batchSize: 8, steps: 1 });
+        assert.equal(torch.parameters, ours.countParams() - nonTrainedCount(ours), name);
+        assert.ok(torch.train_samples_per_s > 0 && torch.threads === 1, name);
+        ours.dispose();
+      }
+    });
 });
+
+/** Batch norm's running statistics: weights for tfjs, buffers (not parameters) for PyTorch. */
+function nonTrainedCount(model: tf.LayersModel): number {
+  return model.nonTrainableWeights.reduce((n, w) => n + w.shape.reduce((a, b) => (a ?? 1) * (b ?? 1), 1)!, 0);
+}
