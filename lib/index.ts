@@ -43,7 +43,7 @@ export { createProgress, memoryProgress } from './training/progress';
 export type { Progress } from './training/progress';
 
 // Prediction with a trained checkpoint.
-export { modelFromCheckpoint, predictDigit, readDigitPng } from './predict';
+export { modelFromCheckpoint, predictDigit, predictSplit, readDigitPng } from './predict';
 
 // Profiling: the decorator/wrapper, the session, line_profiler's table as text, rows and danfo.
 export { formatText, isProfiling, profile, ProfileSession, reset as resetProfile, setProfiling, snapshot, toDataFrame, toRows } from './profiling';

@@ -1,7 +1,7 @@
 /**
  * Predictions of a trained model: loading a checkpoint into its model, turning any PNG
  * into a 28x28 MNIST-like digit (grey, white on black, scaled down by area averaging),
- * and the probabilities for one image.
+ * the probabilities for one image, and for every image of a split across compute threads.
  */
 import fs from 'node:fs';
 import { PNG } from 'pngjs';
@@ -10,6 +10,10 @@ import { loadCheckpoint } from './training/checkpoint';
 import { MNIST_MEAN, MNIST_STD } from './data/dataset';
 import { UserError } from './util/errors';
 import { createModel } from './models';
+import type { Split } from './data/dataset';
+import { DataParallel, defaultComputeThreads } from './training/data-parallel';
+import { predictLogProbs } from './training/evaluate';
+import { createOptimizer } from './training/optim';
 
 export function modelFromCheckpoint(file: string): { model: tf.LayersModel; config: Record<string, unknown>; epoch: number; accuracy: number } {
   const ckpt = loadCheckpoint(file);
@@ -66,4 +70,33 @@ export function predictDigit(model: tf.LayersModel, pixels: Uint8Array): number[
     const x = tf.tensor4d(Float32Array.from(pixels, (v) => (v / 255 - MNIST_MEAN) / MNIST_STD), [1, 28, 28, 1]);
     return Array.from(tf.exp(model.predict(x) as tf.Tensor).dataSync());
   });
+}
+
+/**
+ * Probabilities for every image of a split, [count × 10] row by row. With several compute
+ * threads (default: as training picks for the model and backend) each takes a contiguous run
+ * of whole batches, on replicas started for this call with `model`'s weights and batch-norm
+ * statistics, and ended after it; the result is the one-thread result.
+ */
+export async function predictSplit(model: tf.LayersModel, modelName: string, split: Split,
+  o: { computeThreads?: number; batchSize?: number } = {}): Promise<Float32Array> {
+  const backend = tf.getBackend();
+  const batchSize = o.batchSize ?? 1000;
+  const threads = backend === 'wasm' || backend === 'cpu' ? o.computeThreads ?? defaultComputeThreads(backend, process.env, modelName) : 1;
+  let logProbs: Float32Array;
+  if (threads <= 1 || split.count <= batchSize) {
+    logProbs = await predictLogProbs(model, split, batchSize);
+  } else {
+    const optimizer = { name: 'adadelta' as const, lr: 1, momentum: 0 };
+    const parallel = await DataParallel.start(model, { threads, model: modelName, seed: 1, backend, optimizer });
+    const unused = createOptimizer(optimizer.name, optimizer.lr, optimizer.momentum); // sync sends an optimizer's state too
+    try {
+      await parallel.sync(model, unused, optimizer.lr, 1, 1);
+      logProbs = await parallel.predict(model, split, batchSize);
+    } finally {
+      unused.dispose();
+      await parallel.close();
+    }
+  }
+  return logProbs.map(Math.exp);
 }

@@ -27,7 +27,7 @@ import { slurmCpus } from '../util/machine';
 import { MODELS } from '../models';
 import { absorb, isProfiling, ThreadRecord } from '../profiling/runtime';
 import type { Split } from '../data/dataset';
-import { evaluate, evaluateSums, splitPart, TestResult, testResult, TestSums } from './evaluate';
+import { evaluate, evaluateSums, predictLogProbs, splitPart, TestResult, testResult, TestSums } from './evaluate';
 
 export interface WireTensor { name?: string; shape: number[]; dtype: tf.DataType; data: Float32Array | Int32Array | Uint8Array }
 
@@ -45,7 +45,8 @@ export type ReplicaRequest =
   | { type: 'step'; step: number; images: Float32Array; labels: Int32Array; size: number; weight: number; profile: boolean }
   | { type: 'weights'; id: number }
   | { type: 'collect'; id: number }
-  | { type: 'evaluate'; id: number; images: Uint8Array; labels: Uint8Array; count: number; batchSize: number; state: WireTensor[] };
+  | { type: 'evaluate'; id: number; images: Uint8Array; labels: Uint8Array; count: number; batchSize: number; state: WireTensor[] }
+  | { type: 'predict'; id: number; images: Uint8Array; labels: Uint8Array; count: number; batchSize: number; state: WireTensor[] };
 
 export type ReplicaReply =
   | { type: 'ready' }
@@ -53,6 +54,7 @@ export type ReplicaReply =
   | { type: 'weights'; id: number; weights: WireTensor[] }
   | { type: 'record'; id: number; record: ThreadRecord }
   | { type: 'evaluated'; id: number; sums: TestSums }
+  | { type: 'predicted'; id: number; logProbs: Float32Array }
   | { type: 'error'; message: string; stack?: string };
 
 /** A request that expects a reply, before its id is assigned. */
@@ -173,7 +175,7 @@ export class DataParallel implements GradientReducer {
       const err = new Error(`compute thread ${r} failed: ${m.message}`);
       err.stack = `${err.message}\n--- compute thread stack ---\n${m.stack ?? '(none)'}`;
       this.fail(err);
-    } else if (m.type === 'done' || m.type === 'weights' || m.type === 'record' || m.type === 'evaluated') {
+    } else if ('id' in m) { // every reply to a request carries its id
       this.replies.take(m.id)?.resolve(m);
     }
   }
@@ -244,22 +246,54 @@ export class DataParallel implements GradientReducer {
    * Call after an epoch (every replica then holds the same trainable weights).
    */
   async evaluate(model: tf.LayersModel, split: Split, batchSize: number): Promise<TestResult> {
+    const shared = this.shareOut('evaluate', model, split, batchSize);
+    if (!shared) return evaluate(model, split, batchSize);
+    const own = await evaluateSums(model, shared.own, batchSize);
+    const replies = await Promise.race([Promise.all(shared.others), this.failed]);
+    return testResult(own, ...replies.map((r) => (r as Extract<ReplicaReply, { type: 'evaluated' }>).sums));
+  }
+
+  /**
+   * The model's log-probabilities for every image of a split ([count × 10]), across the
+   * threads as the test pass is: the same values as predictLogProbs on one thread.
+   */
+  async predict(model: tf.LayersModel, split: Split, batchSize: number): Promise<Float32Array> {
+    const shared = this.shareOut('predict', model, split, batchSize);
+    if (!shared) return predictLogProbs(model, split, batchSize);
+    const own = await predictLogProbs(model, shared.own, batchSize);
+    const replies = await Promise.race([Promise.all(shared.others), this.failed]);
+    const out = new Float32Array(split.count * 10);
+    out.set(own, 0);
+    let at = own.length;
+    for (const r of replies) {
+      const part = (r as Extract<ReplicaReply, { type: 'predicted' }>).logProbs;
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+
+  /**
+   * Shares a split out for a test pass or predictions: each thread a contiguous run of whole
+   * batches, with the main thread's batch-norm running statistics (the trainable weights are
+   * the same everywhere). Sends the other threads theirs; this thread's part is `own`.
+   * Undefined when one thread does it all.
+   */
+  private shareOut(type: 'evaluate' | 'predict', model: tf.LayersModel, split: Split, batchSize: number) {
     const batches = Math.ceil(split.count / batchSize);
     const parts = Math.min(this.threads, batches);
-    if (parts <= 1) return evaluate(model, split, batchSize);
+    if (parts <= 1) return undefined;
     if (this.replies.failure) throw this.replies.failure;
     const state = model.nonTrainableWeights.map((w) => toWire(w.read()));
     const ranges = splitRows(batches, parts).map(([first, n]) => [first * batchSize, Math.min(split.count, (first + n) * batchSize) - first * batchSize]);
     const others = ranges.slice(1).map(([start, count], i) => {
       const part = splitPart(split, start, count);
       return this.replies.request(undefined, (id) => {
-        const message: ReplicaRequest = { type: 'evaluate', id, images: part.images, labels: part.labels, count, batchSize, state };
+        const message: ReplicaRequest = { type, id, images: part.images, labels: part.labels, count, batchSize, state };
         this.workers[i].postMessage(message, [part.images.buffer as ArrayBuffer, part.labels.buffer as ArrayBuffer]);
       });
     });
-    const own = await evaluateSums(model, splitPart(split, 0, ranges[0][1]), batchSize);
-    const replies = await Promise.race([Promise.all(others), this.failed]);
-    return testResult(own, ...replies.map((r) => (r as Extract<ReplicaReply, { type: 'evaluated' }>).sums));
+    return { own: splitPart(split, 0, ranges[0][1]), others };
   }
 
   /** Each replica's weights (replica 1 first), for checking that they match this thread's. */

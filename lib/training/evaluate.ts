@@ -41,6 +41,17 @@ export async function evaluateSums(model: tf.LayersModel, split: Split, batchSiz
   return { lossSum, correct, count: split.count };
 }
 
+/** The model's log-probabilities for every image of a split, [count × 10] row by row (no dropout). */
+export async function predictLogProbs(model: tf.LayersModel, split: Split, batchSize: number): Promise<Float32Array> {
+  const out = new Float32Array(split.count * 10);
+  for await (const batch of new DataLoader(split, { batchSize })) {
+    const logProbs = tf.tidy(() => model.apply(tf.tensor4d(batch.images, [batch.size, 28, 28, 1]), { training: false }) as tf.Tensor);
+    out.set(await logProbs.data() as Float32Array, batch.index * batchSize * 10);
+    logProbs.dispose();
+  }
+  return out;
+}
+
 /** Rows [start, start + count) of a split (copies: for another thread). */
 export function splitPart(split: Split, start: number, count: number): Split {
   const px = 28 * 28;

@@ -11,7 +11,7 @@ import { StepMemory } from '../engine/allreduce';
 import { initBackend } from '../engine/backend';
 import { createModel, seedDropout } from '../models';
 import { createOptimizer } from './optim';
-import { evaluateSums } from './evaluate';
+import { evaluateSums, predictLogProbs } from './evaluate';
 import { rng } from '../util/random';
 import { isProfiling, setProfiling, takeThreadRecord } from '../profiling/runtime';
 import type { ReplicaInit, ReplicaReply, ReplicaRequest, WireTensor } from './data-parallel';
@@ -70,15 +70,21 @@ async function handle(req: ReplicaRequest): Promise<void> {
       }
       return;
     }
-    case 'evaluate': {
+    case 'evaluate':
+    case 'predict': {
       // The main thread's batch-norm running statistics (the trainable weights are already the same).
       model.nonTrainableWeights.forEach((w, i) => {
         const value = fromWire(req.state[i]);
         w.write(value);
         value.dispose();
       });
-      const sums = await evaluateSums(model, { images: req.images, labels: req.labels, count: req.count }, req.batchSize);
-      reply({ type: 'evaluated', id: req.id, sums });
+      const split = { images: req.images, labels: req.labels, count: req.count };
+      if (req.type === 'evaluate') {
+        reply({ type: 'evaluated', id: req.id, sums: await evaluateSums(model, split, req.batchSize) });
+      } else {
+        const logProbs = await predictLogProbs(model, split, req.batchSize);
+        port.postMessage({ type: 'predicted', id: req.id, logProbs } satisfies ReplicaReply, [logProbs.buffer as ArrayBuffer]);
+      }
       return;
     }
     case 'collect': {

@@ -18,6 +18,7 @@ import { memoryProgress } from '../../lib/training/progress';
 import { DEFAULTS } from '../../lib/training/options';
 import { runTraining } from '../../lib/training/run';
 import { evaluate } from '../../lib/training/evaluate';
+import { predictSplit } from '../../lib/predict';
 import { assertClose, runCli, tmpDir } from '../helpers';
 
 function randomBatch(size: number, seed: number): Batch {
@@ -169,6 +170,31 @@ describe('data-parallel compute threads', () => {
       });
     });
   }
+
+  it('predictSplit across 2 and 3 threads gives the one-thread probabilities (bn-14k after training steps, replicas started for the call)', async () => {
+    await withReplicas('bn-14k', 6, 2, async (model, optimizer, dp) => {
+      for (let step = 0; step < 2; step++) {
+        const { loss, grads } = await parallelGradients(dp, model, randomBatch(32, 20 + step));
+        optimizer.applyGradients(grads);
+        tf.dispose([loss, ...Object.values(grads)]);
+      }
+      const random = rng(8, 'predict-test');
+      const count = 250;
+      const split = { count, images: new Uint8Array(count * 784).map(() => Math.floor(random() * 256)), labels: new Uint8Array(count) };
+      const one = await predictSplit(model, 'bn-14k', split, { computeThreads: 1, batchSize: 64 });
+      assert.equal(one.length, count * 10);
+      for (let i = 0; i < count; i += 37) {
+        const row = one.subarray(i * 10, i * 10 + 10).reduce((a, b) => a + b, 0);
+        assert.ok(Math.abs(row - 1) < 1e-4, `row ${i} sums to ${row}`);
+      }
+      for (const threads of [2, 3]) {
+        const many = await predictSplit(model, 'bn-14k', split, { computeThreads: threads, batchSize: 64 });
+        assertClose(many, one, `${threads} threads`, 1e-6);
+      }
+      // The same through the running replicas (as the test pass after an epoch uses them).
+      assertClose((await dp.predict(model, split, 64)).map(Math.exp), one, 'dp.predict', 1e-6);
+    });
+  });
 
   it('reports a replica that cannot start, naming the thread and the cause', async () => {
     const model = createModel('fc', 1);
