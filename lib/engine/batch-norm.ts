@@ -3,8 +3,8 @@
  *
  * tfjs builds it from tf.moments and tf.batchNorm, whose gradients broadcast per-channel
  * values back over the batch with Tile, Multiply and Sum: on wasm, 40% of a batch-norm
- * model's step. Here the forward pass (per-channel sums, then y = x·a + b) and the
- * backward pass (Σdy and Σdy·x, then dx = dy·k + x·u + w) are two passes each over the
+ * model's step. Here the forward pass (per-channel sums, then y = (x − mean)·a + β) and the
+ * backward pass (Σdy and Σdy·(x − mean), then dx = dy·k + (x − mean)·u + w) are two passes each over the
  * values: SIMD in place in the wasm memory, JavaScript loops on cpu; the gradient is
  * registered as tfjs's own are. Backends without them (tensorflow) use tf.moments and tf.batchNorm.
  * Channels are the last axis; every other axis is reduced over, as PyTorch's BatchNorm2d
@@ -25,10 +25,12 @@ export interface BatchNormResult {
 
 /** The two passes a batch-norm kernel makes over its tensors, on one backend. */
 interface ChannelPasses {
-  /** [Σa, Σa·b] per channel, in float64. */
-  sums(a: tf.TensorInfo, b: tf.TensorInfo): [Float64Array, Float64Array];
-  /** A new tensor of a's shape: a·p[c] + b·q[c] + r[c]. */
-  affine(a: tf.TensorInfo, b: tf.TensorInfo, p: Float32Array, q: Float32Array, r: Float32Array): tf.TensorInfo;
+  /** [Σ(a − shiftA), Σ(a − shiftA)·(b − shiftB)] per channel, in float64 (the product in float32). */
+  sums(a: tf.TensorInfo, b: tf.TensorInfo, shiftA: Float32Array, shiftB: Float32Array): [Float64Array, Float64Array];
+  /** The first C values of a tensor (its first row). */
+  firstRow(t: tf.TensorInfo, C: number): Float32Array;
+  /** A new tensor of a's shape: a·p[c] + (b − shiftB[c])·q[c] + r[c]. */
+  affine(a: tf.TensorInfo, b: tf.TensorInfo, p: Float32Array, q: Float32Array, r: Float32Array, shiftB: Float32Array): tf.TensorInfo;
   /** A new 1-D tensor holding `values`. */
   vector(values: Float32Array): tf.TensorInfo;
 }
@@ -36,10 +38,11 @@ interface ChannelPasses {
 /** On wasm: SIMD passes in place in the wasm memory (engine/wasm/simd-kernels.wat). */
 function wasmPasses(backend: WasmBackend): ChannelPasses {
   return {
-    sums: (a, b) => channelSums(backend, a, b),
-    affine: (a, b, p, q, r) => {
+    sums: (a, b, shiftA, shiftB) => channelSums(backend, a, b, shiftA, shiftB),
+    firstRow: (t, C) => backend.typedArrayFromHeap(t).slice(0, C),
+    affine: (a, b, p, q, r, shiftB) => {
       const out = backend.makeOutput(a.shape, 'float32');
-      channelAffine(backend, a, b, out, p, q, r);
+      channelAffine(backend, a, b, out, p, q, r, shiftB);
       return out;
     },
     vector: (values) => {
@@ -58,25 +61,27 @@ interface CpuBackend {
 /** On cpu: the same passes as JavaScript loops over the backend's arrays. */
 function cpuPasses(backend: CpuBackend): ChannelPasses {
   return {
-    sums: (a, b) => {
+    sums: (a, b, shiftA, shiftB) => {
       const [as, bs] = [backend.readSync(a.dataId), backend.readSync(b.dataId)];
-      const C = a.shape[a.shape.length - 1];
+      const C = shiftA.length;
       const sum = new Float64Array(C);
       const products = new Float64Array(C);
       for (let i = 0; i < as.length;) {
         for (let c = 0; c < C; c++, i++) {
-          sum[c] += as[i];
-          products[c] += Math.fround(as[i] * bs[i]);
+          const da = Math.fround(as[i] - shiftA[c]);
+          sum[c] += da;
+          products[c] += Math.fround(da * Math.fround(bs[i] - shiftB[c]));
         }
       }
       return [sum, products];
     },
-    affine: (a, b, p, q, r) => {
+    firstRow: (t, C) => backend.readSync(t.dataId).slice(0, C),
+    affine: (a, b, p, q, r, shiftB) => {
       const [as, bs] = [backend.readSync(a.dataId), backend.readSync(b.dataId)];
       const out = new Float32Array(as.length);
       const C = p.length;
       for (let i = 0; i < as.length;) {
-        for (let c = 0; c < C; c++, i++) out[i] = as[i] * p[c] + bs[i] * q[c] + r[c];
+        for (let c = 0; c < C; c++, i++) out[i] = as[i] * p[c] + Math.fround(bs[i] - shiftB[c]) * q[c] + r[c];
       }
       return backend.makeTensorInfo(a.shape, 'float32', out);
     },
@@ -93,52 +98,53 @@ type KernelArgs = { inputs: Record<string, tf.TensorInfo>; attrs: tf.NamedAttrMa
 const valuesOf = (backend: tf.KernelBackend, t: tf.TensorInfo) => backend.readSync(t.dataId) as Float32Array;
 
 /**
- * Mean, biased variance and 1/√(variance+ε) per channel from Σx and Σx² (float64);
- * then y = x·a + b with a = γ·invStd, b = β − mean·a.
+ * Mean, biased variance and 1/√(variance+ε) per channel from the sums of d = x − x₀ and d²
+ * (x₀: the first row, so that a mean large against the spread cancels nothing); then
+ * y = (x − mean)·γ·invStd + β.
  */
 function forwardKernel({ inputs: { x, gamma, beta }, attrs, backend }: KernelArgs): tf.TensorInfo[] {
   const passes = passesFor(backend);
   const C = x.shape[x.shape.length - 1];
   const rows = x.shape.reduce((a, b) => a * b, 1) / C;
   const [g, b] = [valuesOf(backend, gamma), valuesOf(backend, beta)];
-  const [sum, squares] = passes.sums(x, x);
-  const [mean, variance, invStd, scale, shift] = Array.from({ length: 5 }, () => new Float32Array(C));
+  const x0 = passes.firstRow(x, C);
+  const [sum, squares] = passes.sums(x, x, x0, x0);
+  const [mean, variance, invStd, scale] = Array.from({ length: 4 }, () => new Float32Array(C));
   for (let c = 0; c < C; c++) {
-    const m = sum[c] / rows;
-    const v = Math.max(0, squares[c] / rows - m * m);
+    const d = sum[c] / rows;
+    const m = x0[c] + d;
+    const v = Math.max(0, squares[c] / rows - d * d);
     const s = 1 / Math.sqrt(v + (attrs.epsilon as number));
     mean[c] = m;
     variance[c] = v;
     invStd[c] = s;
     scale[c] = g[c] * s;
-    shift[c] = b[c] - m * g[c] * s;
   }
-  const y = passes.affine(x, x, scale, new Float32Array(C), shift);
+  const y = passes.affine(x, x, new Float32Array(C), scale, b, mean);
   return [y, passes.vector(mean), passes.vector(variance), passes.vector(invStd)];
 }
 
 /**
- * dβ = Σdy, dγ = Σdy·x̂ = invStd·(Σdy·x − mean·Σdy) with x̂ = (x − mean)·invStd, and
- * dx = γ·invStd·(dy − dβ/M − x̂·dγ/M), which per channel is dx = dy·k + x·u + w.
+ * dβ = Σdy, dγ = Σdy·x̂ = invStd·Σdy·(x − mean) with x̂ = (x − mean)·invStd, and
+ * dx = γ·invStd·(dy − dβ/M − x̂·dγ/M), which per channel is dx = dy·k + (x − mean)·u + w.
  */
 function backwardKernel({ inputs: { dy, x, gamma, mean, invStd }, backend }: KernelArgs): tf.TensorInfo[] {
   const passes = passesFor(backend);
   const C = x.shape[x.shape.length - 1];
   const rows = x.shape.reduce((a, b) => a * b, 1) / C;
   const [g, m, s] = [gamma, mean, invStd].map((t) => valuesOf(backend, t));
-  const [sumDy, sumDyX] = passes.sums(dy, x);
+  const [sumDy, sumDyCentred] = passes.sums(dy, x, new Float32Array(C), m);
   const [dGamma, dBeta, k, u, w] = Array.from({ length: 5 }, () => new Float32Array(C));
   for (let c = 0; c < C; c++) {
-    const dg = s[c] * (sumDyX[c] - m[c] * sumDy[c]);
+    const dg = s[c] * sumDyCentred[c];
     dGamma[c] = dg;
     dBeta[c] = sumDy[c];
     const kc = g[c] * s[c];
-    const uc = -kc * s[c] * dg / rows; // the −k·x̂·dγ/M term per unit of x
     k[c] = kc;
-    u[c] = uc;
-    w[c] = -kc * sumDy[c] / rows - m[c] * uc;
+    u[c] = -kc * s[c] * dg / rows; // the −k·x̂·dγ/M term per unit of x − mean
+    w[c] = -kc * sumDy[c] / rows;
   }
-  return [passes.affine(dy, x, k, u, w), passes.vector(dGamma), passes.vector(dBeta)];
+  return [passes.affine(dy, x, k, u, w, m), passes.vector(dGamma), passes.vector(dBeta)];
 }
 
 for (const backendName of ['wasm', 'cpu']) {

@@ -116,6 +116,31 @@ describe('batch norm in training: fused kernels', () => {
     });
   });
 
+  it('keeps its precision when the mean is large against the spread (values 1000 ± 0.01), on wasm and cpu', async () => {
+    const shape = [4, 6, 6, 5];
+    const x = random(shape, 50, -0.01, 0.01).map((v) => 1000 + v);
+    const c: BnCase = { shape, x, gamma: random([5], 51, 0.5, 1.5), beta: random([5], 52), dy: random(shape, 53, -1, 1) };
+    const exact = formulas(c).map((a) => Float32Array.from(a));
+    for (const backend of ['wasm', 'cpu']) {
+      await tf.setBackend(backend);
+      const variance = tf.tidy(() => batchNormTraining(tf.tensor(x, shape), tf.tensor1d(c.gamma), tf.tensor1d(c.beta), 1e-5).variance.dataSync() as Float32Array);
+      for (let ch = 0; ch < 5; ch++) {
+        const values = Array.from({ length: x.length / 5 }, (_, r) => x[r * 5 + ch]);
+        const mean = values.reduce((a, b) => a + b, 0) / values.length;
+        const expected = values.reduce((a, b) => a + (b - mean) ** 2, 0) / values.length;
+        assert.ok(Math.abs(variance[ch] - expected) <= 1e-3 * expected, `${backend} channel ${ch}: variance ${variance[ch]}, exact ${expected}`);
+      }
+      const [y, dx, dGamma, dBeta] = run(fused, c);
+      assertClose(y, exact[0], `${backend} y`, 1e-3, 1e-3);
+      assertClose(dx, exact[1], `${backend} dx`, 1e-3, 1e-3);
+      // dγ = invStd·Σdy·(x − mean) uses the mean as saved in float32 (as PyTorch does): its rounding
+      // (3e-5 at 1000) against a spread of 0.006 costs a few parts in a thousand here.
+      assertClose(dGamma, exact[2], `${backend} dgamma`, 1e-2, 1e-3);
+      assertClose(dBeta, exact[3], `${backend} dbeta`, 1e-3, 1e-3);
+    }
+    await tf.setBackend('wasm');
+  });
+
   it('fails the comparison when the gradient is wrong (the check can fail)', async () => {
     const shape = [3, 5, 5, 4];
     const c: BnCase = { shape, x: random(shape, 1), gamma: random([4], 2, 0.5, 1.5), beta: random([4], 3), dy: random(shape, 4, -1, 1) };

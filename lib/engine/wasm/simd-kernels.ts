@@ -35,8 +35,8 @@ interface KernelExports {
   adadelta(p: number, g: number, s: number, a: number, pOut: number, sOut: number, aOut: number,
     n: number, rho: number, eps: number, lr: number): void;
   maxpool_grad_2x2(x: number, dy: number, dx: number, n: number, h: number, w: number, c: number): void;
-  channel_sums(a: number, b: number, rows: number, C: number, acc: number): void;
-  channel_affine(a: number, b: number, out: number, rows: number, C: number, p: number, q: number, r: number): void;
+  channel_sums(a: number, b: number, sa: number, sb: number, rows: number, C: number, acc: number): void;
+  channel_affine(a: number, b: number, out: number, rows: number, C: number, p: number, q: number, r: number, sb: number): void;
   dropout_mask(out: number, n: number, seed: number, threshold: number, keep: number): void;
 }
 
@@ -103,34 +103,38 @@ export function maxPoolGrad2x2(backend: WasmBackend, x: tf.TensorInfo, dy: tf.Te
 }
 
 /**
- * Per-channel float64 sums over the rows of two channels-last tensors of the same shape:
- * [Σa, Σa·b], each of C values (C = the last axis).
+ * Per-channel float64 sums over the rows of two channels-last tensors of the same shape,
+ * each shifted per channel: [Σ(a − shiftA), Σ(a − shiftA)·(b − shiftB)], each of C values
+ * (C = the last axis, the length of the shifts).
  */
-export function channelSums(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo): [Float64Array, Float64Array] {
-  const C = a.shape[a.shape.length - 1];
+export function channelSums(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo,
+  shiftA: Float32Array, shiftB: Float32Array): [Float64Array, Float64Array] {
+  const C = shiftA.length;
   const rows = a.shape.reduce((x, y) => x * y, 1) / C;
-  const scratch = backend.makeOutput([4 * C], 'float32'); // 2·C float64
-  const at = (t: tf.TensorInfo) => addressOf(backend, t);
-  kernels(backend).channel_sums(at(a), at(b), rows, C, at(scratch));
+  const scratch = backend.makeOutput([6 * C], 'float32'); // 2·C float64 sums, then the two shifts
   const view = backend.typedArrayFromHeap(scratch);
-  const acc = new Float64Array(view.buffer.slice(view.byteOffset, view.byteOffset + 16 * C));
+  view.set(shiftA, 4 * C);
+  view.set(shiftB, 5 * C);
+  const at = (t: tf.TensorInfo) => addressOf(backend, t);
+  const base = at(scratch);
+  kernels(backend).channel_sums(at(a), at(b), base + 16 * C, base + 20 * C, rows, C, base);
+  const sums = backend.typedArrayFromHeap(scratch);
+  const acc = new Float64Array(sums.buffer.slice(sums.byteOffset, sums.byteOffset + 16 * C));
   backend.disposeData(scratch.dataId);
   return [acc.subarray(0, C), acc.subarray(C)];
 }
 
-/** out = a·p[c] + b·q[c] + r[c] per channel (float32), for channels-last tensors of out's shape. */
+/** out = a·p[c] + (b − shiftB[c])·q[c] + r[c] per channel (float32), for channels-last tensors of out's shape. */
 export function channelAffine(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo, out: tf.TensorInfo,
-  p: Float32Array, q: Float32Array, r: Float32Array): void {
+  p: Float32Array, q: Float32Array, r: Float32Array, shiftB: Float32Array): void {
   const C = p.length;
   const rows = out.shape.reduce((x, y) => x * y, 1) / C;
-  const scratch = backend.makeOutput([3 * C], 'float32');
+  const scratch = backend.makeOutput([4 * C], 'float32');
   const coefficients = backend.typedArrayFromHeap(scratch);
-  coefficients.set(p, 0);
-  coefficients.set(q, C);
-  coefficients.set(r, 2 * C);
+  [p, q, r, shiftB].forEach((values, i) => coefficients.set(values, i * C));
   const at = (t: tf.TensorInfo) => addressOf(backend, t);
   const base = at(scratch);
-  kernels(backend).channel_affine(at(a), at(b), at(out), rows, C, base, base + 4 * C, base + 8 * C);
+  kernels(backend).channel_affine(at(a), at(b), at(out), rows, C, base, base + 4 * C, base + 8 * C, base + 12 * C);
   backend.disposeData(scratch.dataId);
 }
 

@@ -130,11 +130,14 @@
         (br $rloop))))
 
 ;; channel_sums: per-channel sums over the rows of two channels-last tensors a and b
-;; (rows × C values each), in float64: acc[c] = Σ a, acc[C + c] = Σ a·b (the product in
-;; float32). Batch norm's statistics (a = b = x: Σx, Σx²) and its gradient's (a = dy,
-;; b = x: Σdy, Σdy·x). Four channels at a time, the last C mod 4 one at a time.
+;; (rows × C values each), each shifted by a per-channel value (sa, sb: C values), in
+;; float64: acc[c] = Σ (a − sa), acc[C + c] = Σ (a − sa)·(b − sb) (the product in float32).
+;; Batch norm's statistics (a = b = x, shifted by x's first row: the shifted-data algorithm,
+;; no cancellation when the mean is large against the spread) and its gradient's (a = dy
+;; unshifted, b = x shifted by the mean: Σdy, Σdy·(x − mean)). Four channels at a time, the
+;; last C mod 4 one at a time.
   (func (export "channel_sums")
-    (param $a i32) (param $b i32) (param $rows i32) (param $C i32) (param $acc i32)
+    (param $a i32) (param $b i32) (param $sa i32) (param $sb i32) (param $rows i32) (param $C i32) (param $acc i32)
     (local $r i32) (local $c i32) (local $c4 i32) (local $stride i32) (local $o i32)
     (local $s i32) (local $q i32) (local $va v128) (local $vp v128) (local $fa f32)
     ;; zero the 2·C accumulators
@@ -155,8 +158,9 @@
           (loop $vloop
             (br_if $vdone (i32.ge_u (local.get $c) (local.get $c4)))
             (local.set $o (i32.shl (local.get $c) (i32.const 2)))
-            (local.set $va (v128.load (i32.add (local.get $a) (local.get $o))))
-            (local.set $vp (f32x4.mul (local.get $va) (v128.load (i32.add (local.get $b) (local.get $o)))))
+            (local.set $va (f32x4.sub (v128.load (i32.add (local.get $a) (local.get $o))) (v128.load (i32.add (local.get $sa) (local.get $o)))))
+            (local.set $vp (f32x4.mul (local.get $va)
+              (f32x4.sub (v128.load (i32.add (local.get $b) (local.get $o))) (v128.load (i32.add (local.get $sb) (local.get $o))))))
             (local.set $s (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3))))
             (local.set $q (i32.add (local.get $s) (i32.shl (local.get $C) (i32.const 3))))
             (v128.store (local.get $s)
@@ -175,12 +179,13 @@
           (loop $sloop
             (br_if $sdone (i32.ge_u (local.get $c) (local.get $C)))
             (local.set $o (i32.shl (local.get $c) (i32.const 2)))
-            (local.set $fa (f32.load (i32.add (local.get $a) (local.get $o))))
+            (local.set $fa (f32.sub (f32.load (i32.add (local.get $a) (local.get $o))) (f32.load (i32.add (local.get $sa) (local.get $o)))))
             (local.set $s (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3))))
             (local.set $q (i32.add (local.get $s) (i32.shl (local.get $C) (i32.const 3))))
             (f64.store (local.get $s) (f64.add (f64.load (local.get $s)) (f64.promote_f32 (local.get $fa))))
             (f64.store (local.get $q) (f64.add (f64.load (local.get $q))
-              (f64.promote_f32 (f32.mul (local.get $fa) (f32.load (i32.add (local.get $b) (local.get $o)))))))
+              (f64.promote_f32 (f32.mul (local.get $fa)
+                (f32.sub (f32.load (i32.add (local.get $b) (local.get $o))) (f32.load (i32.add (local.get $sb) (local.get $o))))))))
             (local.set $c (i32.add (local.get $c) (i32.const 1)))
             (br $sloop)))
         (local.set $a (i32.add (local.get $a) (local.get $stride)))
@@ -188,12 +193,13 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rloop))))
 
-;; channel_affine: out = a·p[c] + b·q[c] + r[c] per channel over rows × C values (float32).
-;; Batch norm's forward (a = b = x, p = γ·invStd, q = 0, r = β − mean·γ·invStd) and its
-;; input gradient (a = dy, b = x, and the per-channel k, u, w of lib/engine/batch-norm.ts).
+;; channel_affine: out = a·p[c] + (b − sb[c])·q[c] + r[c] per channel over rows × C values
+;; (float32). Batch norm's forward (b = x shifted by the mean, q = γ·invStd, r = β, p = 0)
+;; and its input gradient (a = dy, b = x shifted by the mean, and the per-channel k, u, w
+;; of lib/engine/batch-norm.ts): centring first keeps the precision when the mean is large.
   (func (export "channel_affine")
     (param $a i32) (param $b i32) (param $out i32) (param $rows i32) (param $C i32)
-    (param $p i32) (param $q i32) (param $rr i32)
+    (param $p i32) (param $q i32) (param $rr i32) (param $sb i32)
     (local $r i32) (local $c i32) (local $c4 i32) (local $stride i32) (local $o i32)
     (local.set $c4 (i32.and (local.get $C) (i32.const -4)))
     (local.set $stride (i32.shl (local.get $C) (i32.const 2)))
@@ -209,7 +215,9 @@
               (f32x4.add
                 (f32x4.add
                   (f32x4.mul (v128.load (i32.add (local.get $a) (local.get $o))) (v128.load (i32.add (local.get $p) (local.get $o))))
-                  (f32x4.mul (v128.load (i32.add (local.get $b) (local.get $o))) (v128.load (i32.add (local.get $q) (local.get $o)))))
+                  (f32x4.mul
+                    (f32x4.sub (v128.load (i32.add (local.get $b) (local.get $o))) (v128.load (i32.add (local.get $sb) (local.get $o))))
+                    (v128.load (i32.add (local.get $q) (local.get $o)))))
                 (v128.load (i32.add (local.get $rr) (local.get $o)))))
             (local.set $c (i32.add (local.get $c) (i32.const 4)))
             (br $vloop)))
@@ -221,7 +229,9 @@
               (f32.add
                 (f32.add
                   (f32.mul (f32.load (i32.add (local.get $a) (local.get $o))) (f32.load (i32.add (local.get $p) (local.get $o))))
-                  (f32.mul (f32.load (i32.add (local.get $b) (local.get $o))) (f32.load (i32.add (local.get $q) (local.get $o)))))
+                  (f32.mul
+                    (f32.sub (f32.load (i32.add (local.get $b) (local.get $o))) (f32.load (i32.add (local.get $sb) (local.get $o))))
+                    (f32.load (i32.add (local.get $q) (local.get $o)))))
                 (f32.load (i32.add (local.get $rr) (local.get $o)))))
             (local.set $c (i32.add (local.get $c) (i32.const 1)))
             (br $sloop)))
