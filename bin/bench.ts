@@ -93,6 +93,15 @@ runMain(async () => {
   }
 });
 
+/** Runs of ours and of the PyTorch peer, alternating, per model with --peer. */
+const PEER_ROUNDS = 3;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /**
  * Every model of the zoo: training samples/s on 1 and `threads` threads, inference, the top
  * kernels; with `peer`, PyTorch training the same model on the same threads right after
@@ -101,14 +110,15 @@ runMain(async () => {
 async function benchAllModels(batchSize: number, steps: number, threads: number, backend: string, log: (s: string) => void, json: boolean,
   peer: boolean): Promise<void> {
   const rows: Record<string, { parameters: number; default_compute_threads: number; train_samples_per_s_1_thread: number; train_samples_per_s: number;
-    infer_samples_per_s: number; top_kernels_ms: Record<string, number>; pytorch_train_samples_per_s?: number; ratio_to_pytorch?: number }> = {};
+    infer_samples_per_s: number; top_kernels_ms: Record<string, number>; pytorch_train_samples_per_s?: number; ratio_to_pytorch?: number;
+    train_samples_per_s_default_rounds?: number[]; pytorch_train_samples_per_s_rounds?: number[] }> = {};
   const python = peer ? findPeerPython() : undefined;
   if (python && 'missing' in python) log(`PyTorch peer: not measured: ${python.missing}`);
   const peerPython = python && 'python' in python ? python.python : undefined;
   let peerInfo: Pick<PeerResult, 'torch' | 'blas' | 'threads'> & { python: string } | undefined;
   log(`\nEvery model, batch ${batchSize}, synthetic data, median of ${steps} steps after 3 warm-up steps; ${threads} compute threads as npm run train picks` +
-    `${peerPython ? `; PyTorch on ${threads} threads right after each` : ''}:\n`);
-  const peerHeader = peerPython ? `${`torch ${threads} thr`.padStart(13)}${'vs torch'.padStart(9)}` : '';
+    `${peerPython ? `; then ours at the default threads and PyTorch on ${threads} threads, alternately, ${PEER_ROUNDS} times each (medians)` : ''}:\n`);
+  const peerHeader = peerPython ? `${'ours dflt'.padStart(10)}${'torch'.padStart(8)}${'ours/'.padStart(7)}` : '';
   const header = `${'model'.padEnd(16)}${'params'.padStart(10)}${'train 1 thr'.padStart(13)}${`train ${threads} thr`.padStart(13)}${'ratio'.padStart(7)}` +
     `${peerHeader}${'default'.padStart(8)}${'infer'.padStart(10)}  top kernels (ms, one step, 1 thread)`;
   log(header);
@@ -127,19 +137,29 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
       infer_samples_per_s: one.infer_samples_per_s, top_kernels_ms: Object.fromEntries(one.kernels.slice(0, 5).map((k) => [k.kernel, Number(k.ms.toFixed(2))])) };
     let peerColumns = '';
     if (peerPython) {
-      const torch = runPeer(peerPython, name, { threads, batchSize, steps });
+      // Ours at the threads npm run train picks for the model and PyTorch on all the threads, alternately,
+      // PEER_ROUNDS times (the host is shared: one run of either can be 2x off); the medians are compared.
+      const oursRuns: number[] = [];
+      const torchRuns: PeerResult[] = [];
+      for (let round = 0; round < PEER_ROUNDS; round++) {
+        oursRuns.push((await benchParallelTraining(name, batchSize, usual, backend, 3, steps)).train_samples_per_s);
+        torchRuns.push(runPeer(peerPython, name, { threads, batchSize, steps }));
+      }
+      const torch = torchRuns[0];
       if (torch.parameters !== trained) throw new Error(`the PyTorch peer's ${name} has ${torch.parameters} parameters, ours ${trained}: not the same model`);
       peerInfo = { python: peerPython, torch: torch.torch, blas: torch.blas, threads: torch.threads };
-      // Ours at the threads npm run train picks for this model, against PyTorch on all the threads.
-      const ours = usual === 1 ? one.train_samples_per_s : many.train_samples_per_s;
-      Object.assign(rows[name], { pytorch_train_samples_per_s: torch.train_samples_per_s, ratio_to_pytorch: ours / torch.train_samples_per_s });
-      peerColumns = `${torch.train_samples_per_s.toFixed(0).padStart(13)}${(ours / torch.train_samples_per_s).toFixed(2).padStart(9)}`;
+      const ours = median(oursRuns);
+      const theirs = median(torchRuns.map((t) => t.train_samples_per_s));
+      Object.assign(rows[name], { train_samples_per_s_default_rounds: oursRuns, pytorch_train_samples_per_s_rounds: torchRuns.map((t) => t.train_samples_per_s),
+        pytorch_train_samples_per_s: theirs, ratio_to_pytorch: ours / theirs });
+      peerColumns = `${ours.toFixed(0).padStart(10)}${theirs.toFixed(0).padStart(8)}${(ours / theirs).toFixed(2).padStart(7)}`;
     }
     log(`${name.padEnd(16)}${parameters.toLocaleString('en-US').padStart(10)}${one.train_samples_per_s.toFixed(0).padStart(13)}` +
       `${many.train_samples_per_s.toFixed(0).padStart(13)}${(many.train_samples_per_s / one.train_samples_per_s).toFixed(2).padStart(7)}${peerColumns}` +
       `${String(usual).padStart(8)}${one.infer_samples_per_s.toFixed(0).padStart(10)}  ${top.map((k) => `${k.kernel} ${k.ms.toFixed(1)}`).join(', ')}`);
   }
   log('\n(samples/s; ratio: N threads over 1; default: the compute threads npm run train picks for the model here' +
-    `${peerInfo ? `; vs torch: ours at the default threads over PyTorch ${peerInfo.torch} (${peerInfo.blas}, ${peerInfo.threads} threads, ${peerInfo.python})` : ''})`);
+    `${peerInfo ? `; ours dflt, torch, ours/: ours at the default threads, PyTorch ${peerInfo.torch} (${peerInfo.blas}, ${peerInfo.threads} threads, ` +
+      `${peerInfo.python}) and their ratio, medians of ${PEER_ROUNDS} alternating runs` : ''})`);
   if (json) log(JSON.stringify({ backend, batch_size: batchSize, compute_threads: threads, cpus: os.availableParallelism(), peer: peerInfo ?? null, models: rows }));
 }
