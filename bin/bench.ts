@@ -6,12 +6,13 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/engine/backend';
-import { benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, benchTestPass, formatKernels, loaderResidentMB } from '../lib/bench';
+import { alternateRuns, benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, benchTestPass, formatKernels, loaderResidentMB, median } from '../lib/bench';
 import { limitTrain, loadEmbedded } from '../lib/data/dataset';
 import { positiveInt } from '../lib/util/cli-options';
 import { runMain, UserError } from '../lib/util/errors';
 import { findPeerPython, PeerResult, runPeer } from '../lib/bench-peer';
 import { createModel, MODEL_NAMES } from '../lib/models';
+import { summarize } from '../lib/models/summary';
 import { checkComputeThreads, defaultComputeThreads } from '../lib/training/data-parallel';
 
 runMain(async () => {
@@ -96,12 +97,6 @@ runMain(async () => {
 /** Runs of ours and of the PyTorch peer, alternating, per model with --peer. */
 const PEER_ROUNDS = 3;
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 /**
  * Every model of the zoo: training samples/s on 1 and `threads` threads, inference, the top
  * kernels; with `peer`, PyTorch training the same model on the same threads right after
@@ -126,8 +121,7 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
   for (const name of MODEL_NAMES) {
     const model = createModel(name, 1);
     const parameters = model.countParams();
-    // PyTorch counts batch norm's running statistics as buffers, not parameters.
-    const trained = model.trainableWeights.reduce((n, w) => n + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
+    const torchCount = summarize(model).totalParams; // batch norm's running statistics are buffers there
     model.dispose();
     const one = await benchModel(name, batchSize, 3, steps);
     const many = threads > 1 ? await benchParallelTraining(name, batchSize, threads, backend, 3, steps) : one;
@@ -139,18 +133,16 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
     if (peerPython) {
       // Ours at the threads npm run train picks for the model and PyTorch on all the threads, alternately,
       // PEER_ROUNDS times (the host is shared: one run of either can be 2x off); the medians are compared.
-      const oursRuns: number[] = [];
-      const torchRuns: PeerResult[] = [];
-      for (let round = 0; round < PEER_ROUNDS; round++) {
-        oursRuns.push((await benchParallelTraining(name, batchSize, usual, backend, 3, steps)).train_samples_per_s);
-        torchRuns.push(runPeer(peerPython, name, { threads, batchSize, steps }));
-      }
-      const torch = torchRuns[0];
-      if (torch.parameters !== trained) throw new Error(`the PyTorch peer's ${name} has ${torch.parameters} parameters, ours ${trained}: not the same model`);
-      peerInfo = { python: peerPython, torch: torch.torch, blas: torch.blas, threads: torch.threads };
+      let torch: PeerResult | undefined;
+      const [oursRuns, torchRuns] = await alternateRuns(
+        async () => (await benchParallelTraining(name, batchSize, usual, backend, 3, steps)).train_samples_per_s,
+        async () => (torch = runPeer(peerPython, name, { threads, batchSize, steps })).train_samples_per_s,
+        PEER_ROUNDS, false); // each run warms up itself
+      if (torch!.parameters !== torchCount) throw new Error(`the PyTorch peer's ${name} has ${torch!.parameters} parameters, ours ${torchCount}: not the same model`);
+      peerInfo = { python: peerPython, torch: torch!.torch, blas: torch!.blas, threads: torch!.threads };
       const ours = median(oursRuns);
-      const theirs = median(torchRuns.map((t) => t.train_samples_per_s));
-      Object.assign(rows[name], { train_samples_per_s_default_rounds: oursRuns, pytorch_train_samples_per_s_rounds: torchRuns.map((t) => t.train_samples_per_s),
+      const theirs = median(torchRuns);
+      Object.assign(rows[name], { train_samples_per_s_default_rounds: oursRuns, pytorch_train_samples_per_s_rounds: torchRuns,
         pytorch_train_samples_per_s: theirs, ratio_to_pytorch: ours / theirs });
       peerColumns = `${ours.toFixed(0).padStart(10)}${theirs.toFixed(0).padStart(8)}${(ours / theirs).toFixed(2).padStart(7)}`;
     }

@@ -154,19 +154,31 @@ export async function loaderResidentMB(split: Split, numWorkers: number): Promis
   return rss;
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /**
- * Times `a` once to warm up, then `a` and `b` alternately `rounds` times each (so that a
- * noisy host weighs on both alike); their medians, in seconds.
+ * Runs `a` once to warm up (unless `warmUp` is false), then `a` and `b` alternately `rounds`
+ * times each, so that a noisy host weighs on both alike; every run's figure.
  */
-async function alternate(a: () => Promise<number>, b: () => Promise<number>, rounds: number): Promise<[number, number]> {
-  await a();
+export async function alternateRuns(a: () => Promise<number>, b: () => Promise<number>, rounds: number, warmUp = true): Promise<[number[], number[]]> {
+  if (warmUp) await a();
   const as: number[] = [];
   const bs: number[] = [];
   for (let r = 0; r < rounds; r++) {
     as.push(await a());
     bs.push(await b());
   }
-  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+  return [as, bs];
+}
+
+/** alternateRuns' medians. */
+async function alternate(a: () => Promise<number>, b: () => Promise<number>, rounds: number): Promise<[number, number]> {
+  const [as, bs] = await alternateRuns(a, b, rounds);
   return [median(as), median(bs)];
 }
 

@@ -3,10 +3,11 @@
  *
  * tfjs builds it from tf.moments and tf.batchNorm, whose gradients broadcast per-channel
  * values back over the batch with Tile, Multiply and Sum: on wasm, 40% of a batch-norm
- * model's step. Here the forward pass (per-channel sums, then y = (x − mean)·a + β) and the
- * backward pass (Σdy and Σdy·(x − mean), then dx = dy·k + (x − mean)·u + w) are two passes each over the
- * values: SIMD in place in the wasm memory, JavaScript loops on cpu; the gradient is
- * registered as tfjs's own are. Backends without them (tensorflow) use tf.moments and tf.batchNorm.
+ * model's step. Here the forward pass (per-channel sums, then y = (x − mean)·a + β) and
+ * the backward pass (Σdy and Σdy·(x − mean), then dx = dy·k + (x − mean)·u + w) are two
+ * passes each over the values: SIMD in place in the wasm memory, JavaScript loops on cpu;
+ * the gradient is registered as tfjs's own are. Backends without them (tensorflow) use
+ * tf.moments and tf.batchNorm.
  * Channels are the last axis; every other axis is reduced over, as PyTorch's BatchNorm2d
  * does over N, H and W.
  */
@@ -105,7 +106,7 @@ const valuesOf = (backend: tf.KernelBackend, t: tf.TensorInfo) => backend.readSy
 function forwardKernel({ inputs: { x, gamma, beta }, attrs, backend }: KernelArgs): tf.TensorInfo[] {
   const passes = passesFor(backend);
   const C = x.shape[x.shape.length - 1];
-  const rows = x.shape.reduce((a, b) => a * b, 1) / C;
+  const rows = tf.util.sizeFromShape(x.shape) / C;
   const [g, b] = [valuesOf(backend, gamma), valuesOf(backend, beta)];
   const x0 = passes.firstRow(x, C);
   const [sum, squares] = passes.sums(x, x, x0, x0);
@@ -131,7 +132,7 @@ function forwardKernel({ inputs: { x, gamma, beta }, attrs, backend }: KernelArg
 function backwardKernel({ inputs: { dy, x, gamma, mean, invStd }, backend }: KernelArgs): tf.TensorInfo[] {
   const passes = passesFor(backend);
   const C = x.shape[x.shape.length - 1];
-  const rows = x.shape.reduce((a, b) => a * b, 1) / C;
+  const rows = tf.util.sizeFromShape(x.shape) / C;
   const [g, m, s] = [gamma, mean, invStd].map((t) => valuesOf(backend, t));
   const [sumDy, sumDyCentred] = passes.sums(dy, x, new Float32Array(C), m);
   const [dGamma, dBeta, k, u, w] = Array.from({ length: 5 }, () => new Float32Array(C));

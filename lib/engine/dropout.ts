@@ -32,6 +32,13 @@ function maskParameters(rate: number): { threshold: number; keep: number } {
   return { threshold: Math.floor(rate * 0x100000000), keep: Math.fround(1 / (1 - rate)) };
 }
 
+/** The mask's values, one at a time (cpu, and backends without the kernel). */
+function maskValues(shape: number[], rate: number, seed: number): Float32Array {
+  const mask = new Float32Array(tf.util.sizeFromShape(shape));
+  fillDropoutMask(mask, rate, seed);
+  return mask;
+}
+
 type KernelArgs = { attrs: tf.NamedAttrMap; backend: tf.KernelBackend };
 
 function maskKernel({ attrs, backend }: KernelArgs): tf.TensorInfo {
@@ -44,9 +51,8 @@ function maskKernel({ attrs, backend }: KernelArgs): tf.TensorInfo {
     dropoutMaskOnWasm(wasm, out, seed, threshold, keep); // SIMD, in place in the wasm memory
     return out;
   }
-  const mask = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  fillDropoutMask(mask, rate, seed);
-  return (backend as unknown as { makeTensorInfo(s: number[], d: 'float32', v: Float32Array): tf.TensorInfo }).makeTensorInfo(shape, 'float32', mask);
+  return (backend as unknown as { makeTensorInfo(s: number[], d: 'float32', v: Float32Array): tf.TensorInfo })
+    .makeTensorInfo(shape, 'float32', maskValues(shape, rate, seed));
 }
 
 for (const backendName of ['wasm', 'cpu']) {
@@ -58,9 +64,7 @@ export function dropoutMask(shape: number[], rate: number, seed: number): tf.Ten
   if (tf.getKernel(DROPOUT_MASK_KERNEL, tf.getBackend())) {
     return tf.engine().runKernel(DROPOUT_MASK_KERNEL, {}, { shape, rate, seed } as unknown as tf.NamedAttrMap) as tf.Tensor;
   }
-  const mask = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  fillDropoutMask(mask, rate, seed);
-  return tf.tensor(mask, shape, 'float32');
+  return tf.tensor(maskValues(shape, rate, seed), shape, 'float32');
 }
 
 /** x with each value zeroed with probability `rate` and the rest scaled by 1/(1−rate). */

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
 import { MNIST_FILES } from '../../lib/data/mnist-files';
 import { findPeerPython, runPeer } from '../../lib/bench-peer';
 import { createModel, MODEL_NAMES } from '../../lib/models';
+import { summarize } from '../../lib/models/summary';
 import { runCli, tmpDir, writeDataFolder } from '../helpers';
 
 function assertUserError(args: string[], pattern: RegExp): void {
@@ -96,14 +96,10 @@ describe('bench --model all (small steps: the code path, not the speed)', () => 
       for (const name of MODEL_NAMES) {
         const ours = createModel(name, 1);
         const torch = runPeer(peer.python, name, { threads: 1, batchSize: 8, steps: 1 });
-        assert.equal(torch.parameters, ours.countParams() - nonTrainedCount(ours), name);
+        assert.equal(torch.parameters, summarize(ours).totalParams, name);
         assert.ok(torch.train_samples_per_s > 0 && torch.threads === 1, name);
         ours.dispose();
       }
     });
 });
 
-/** Batch norm's running statistics: weights for tfjs, buffers (not parameters) for PyTorch. */
-function nonTrainedCount(model: tf.LayersModel): number {
-  return model.nonTrainableWeights.reduce((n, w) => n + w.shape.reduce((a, b) => (a ?? 1) * (b ?? 1), 1)!, 0);
-}

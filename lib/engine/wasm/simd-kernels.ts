@@ -110,7 +110,7 @@ export function maxPoolGrad2x2(backend: WasmBackend, x: tf.TensorInfo, dy: tf.Te
 export function channelSums(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo,
   shiftA: Float32Array, shiftB: Float32Array): [Float64Array, Float64Array] {
   const C = shiftA.length;
-  const rows = a.shape.reduce((x, y) => x * y, 1) / C;
+  const rows = tf.util.sizeFromShape(a.shape) / C;
   const scratch = backend.makeOutput([6 * C], 'float32'); // 2·C float64 sums, then the two shifts
   const view = backend.typedArrayFromHeap(scratch);
   view.set(shiftA, 4 * C);
@@ -128,7 +128,7 @@ export function channelSums(backend: WasmBackend, a: tf.TensorInfo, b: tf.Tensor
 export function channelAffine(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo, out: tf.TensorInfo,
   p: Float32Array, q: Float32Array, r: Float32Array, shiftB: Float32Array): void {
   const C = p.length;
-  const rows = out.shape.reduce((x, y) => x * y, 1) / C;
+  const rows = tf.util.sizeFromShape(out.shape) / C;
   const scratch = backend.makeOutput([4 * C], 'float32');
   const coefficients = backend.typedArrayFromHeap(scratch);
   [p, q, r, shiftB].forEach((values, i) => coefficients.set(values, i * C));
@@ -140,5 +140,5 @@ export function channelAffine(backend: WasmBackend, a: tf.TensorInfo, b: tf.Tens
 
 /** Fills `out` with a scaled dropout mask: the stream of lib/engine/dropout.ts's fillDropoutMask, four draws at a time. */
 export function dropoutMaskOnWasm(backend: WasmBackend, out: tf.TensorInfo, seed: number, threshold: number, keep: number): void {
-  kernels(backend).dropout_mask(addressOf(backend, out), out.shape.reduce((a, b) => a * b, 1), seed | 0, threshold | 0, keep);
+  kernels(backend).dropout_mask(addressOf(backend, out), tf.util.sizeFromShape(out.shape), seed | 0, threshold | 0, keep);
 }
