@@ -53,7 +53,9 @@ async function fetchTo(url: string, dest: string, expectedMd5: string, timeoutMs
     const hash = crypto.createHash('md5');
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
     body.on('data', (chunk: Buffer) => hash.update(chunk));
-    await pipeline(body, fs.createWriteStream(tmp));
+    // Opened here, not by the stream: a stream opens its file asynchronously, so a body failing at
+    // once (a truncated mirror) could create the file after the catch below removed it.
+    await pipeline(body, fs.createWriteStream(tmp, { fd: fs.openSync(tmp, 'w') }));
     const got = hash.digest('hex');
     if (got !== expectedMd5) throw new Error(`md5 ${got}, expected ${expectedMd5} (corrupted or wrong file)`);
     fs.renameSync(tmp, dest);
