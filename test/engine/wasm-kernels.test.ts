@@ -10,6 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/engine/backend';
 import { createOptimizer } from '../../lib/training/optim';
 import { WASM_TRAINING_KERNELS } from '../../lib/engine/wasm/training-kernels';
+import { MODELS, createModel } from '../../lib/models';
+import { Conv2d } from '../../lib/models/layers';
 import { assertClose } from '../helpers';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
@@ -58,6 +60,33 @@ describe('wasm training kernels match the cpu backend', () => {
     it(`conv2d gradients: ${label}`, async () => {
       const [wasm, cpu] = await onBoth([{ shape: xShape, seed: 1 }, { shape: wShape, seed: 2 }], (x, w) => {
         const loss = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad).square().sum();
+        return tf.grads(loss)([x, w]);
+      });
+      assertClose(wasm[0], cpu[0], `${label} dx`);
+      assertClose(wasm[1], cpu[1], `${label} dw`);
+    });
+  }
+
+  // Every convolution of the zoo (batch of 3): covers the filter-gradient kernel's blocks of
+  // 8 and of 4 columns, rows of kw·ci that are not a multiple of 4, padding, 1x1 and 7x7.
+  const zooConvs: [string, number[], number[], 'same' | 'valid'][] = [];
+  for (const name of Object.keys(MODELS)) {
+    const model = createModel(name, 1);
+    for (const layer of model.layers) {
+      if (!(layer instanceof Conv2d)) continue;
+      const input = ((layer.input as tf.SymbolicTensor).shape as number[]).slice(1);
+      zooConvs.push([`${name} ${layer.name}`, [3, ...input], [layer.kernelSize, layer.kernelSize, input[2], layer.filters], layer.padding]);
+    }
+    model.dispose();
+  }
+  it('sees every convolution of the zoo', () => {
+    assert.ok(zooConvs.length >= 40, `${zooConvs.length} convolutions`);
+    assert.deepEqual(new Set(zooConvs.map(([label]) => label.split(' ')[0])), new Set(Object.keys(MODELS).filter((m) => m !== 'fc')));
+  });
+  for (const [label, xShape, wShape, pad] of zooConvs) {
+    it(`conv2d gradients on the zoo's shapes: ${label} ${xShape.slice(1).join('x')} * ${wShape.join('x')} ${pad}`, async () => {
+      const [wasm, cpu] = await onBoth([{ shape: xShape, seed: 11 }, { shape: wShape, seed: 12 }], (x, w) => {
+        const loss = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad).square().sum();
         return tf.grads(loss)([x, w]);
       });
       assertClose(wasm[0], cpu[0], `${label} dx`);

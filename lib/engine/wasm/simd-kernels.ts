@@ -38,6 +38,8 @@ interface KernelExports {
   channel_sums(a: number, b: number, sa: number, sb: number, rows: number, C: number, acc: number): void;
   channel_affine(a: number, b: number, out: number, rows: number, C: number, p: number, q: number, r: number, sb: number): void;
   dropout_mask(out: number, n: number, seed: number, threshold: number, keep: number): void;
+  conv_filter_grad(x: number, dy: number, dw: number, n: number, h: number, w: number, ci: number,
+    oh: number, ow: number, co: number, kh: number, kw: number, cols: number): void;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -141,4 +143,44 @@ export function channelAffine(backend: WasmBackend, a: tf.TensorInfo, b: tf.Tens
 /** Fills `out` with a scaled dropout mask: the stream of lib/engine/dropout.ts's fillDropoutMask, four draws at a time. */
 export function dropoutMaskOnWasm(backend: WasmBackend, out: tf.TensorInfo, seed: number, threshold: number, keep: number): void {
   kernels(backend).dropout_mask(addressOf(backend, out), tf.util.sizeFromShape(out.shape), seed | 0, threshold | 0, keep);
+}
+
+/** Bytes the filter-gradient kernel may read past the end of x or dy (into values it discards). */
+const OVERREAD_BYTES = 12;
+
+/** Whether convFilterGrad can run on these tensors: its overreads stay inside the wasm memory. */
+export function coversConvFilterGrad(backend: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo): boolean {
+  const limit = memoryOf(backend).buffer.byteLength;
+  const end = (t: tf.TensorInfo) => addressOf(backend, t) + 4 * tf.util.sizeFromShape(t.shape) + OVERREAD_BYTES;
+  return end(x) <= limit && end(dy) <= limit;
+}
+
+/**
+ * The filter gradient of a valid, stride-1 NHWC convolution of x [n, h, w, ci] giving
+ * dy [n, oh, ow, co]: dw [kh, kw, ci, co] (kh = h − oh + 1, kw = w − ow + 1), by the SIMD
+ * kernel conv_filter_grad into a padded scratch, then the valid rows and columns copied out.
+ */
+export function convFilterGrad(backend: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo): tf.TensorInfo {
+  const [n, h, w, ci] = x.shape;
+  const [, oh, ow, co] = dy.shape;
+  const kh = h - oh + 1;
+  const kw = w - ow + 1;
+  const L = kw * ci;
+  const L4 = Math.ceil(L / 4) * 4;
+  const cols = Math.ceil(co / 8) * 8;
+  const scratch = backend.makeOutput([kh * L4 * cols], 'float32');
+  backend.typedArrayFromHeap(scratch).fill(0);
+  const at = (t: tf.TensorInfo) => addressOf(backend, t);
+  kernels(backend).conv_filter_grad(at(x), at(dy), at(scratch), n, h, w, ci, oh, ow, co, kh, kw, cols);
+  const out = backend.makeOutput([kh, kw, ci, co], 'float32');
+  const padded = backend.typedArrayFromHeap(scratch);
+  const dw = backend.typedArrayFromHeap(out);
+  for (let a = 0; a < kh; a++) {
+    for (let t = 0; t < L; t++) {
+      const from = (a * L4 + t) * cols;
+      dw.set(padded.subarray(from, from + co), (a * L + t) * co);
+    }
+  }
+  backend.disposeData(scratch.dataId);
+  return out;
 }

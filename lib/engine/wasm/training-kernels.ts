@@ -2,14 +2,14 @@
  * Training kernels for the `wasm` backend.
  *
  * As shipped, tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter (a conv net cannot
- * train), and its input-gradient convolution and transposed matrix products take slow
+ * train: this module's is a SIMD kernel of simd-kernels.ts), and its input-gradient convolution and transposed matrix products take slow
  * paths. Each kernel here rewrites the gradient as the backend's own fast forward
  * kernels (Conv2D, BatchMatMul without transposes) plus cheap Transpose/Reverse, and
  * falls back to the original kernel (or a plain loop) outside the shapes it covers.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
-import { WasmBackend, coversMaxPoolGrad, maxPoolGrad2x2 } from './simd-kernels';
+import { WasmBackend, convFilterGrad, coversConvFilterGrad, coversMaxPoolGrad, maxPoolGrad2x2 } from './simd-kernels';
 
 const { backend_util } = tf;
 
@@ -53,14 +53,31 @@ function isUnitStride(info: tf.backend_util.Conv2DInfo): boolean {
 }
 
 /**
- * dW[kh,kw,ci,co] = Σ_{n,y,x} x[n, y+kh-top, x+kw-left, ci] · dy[n,y,x,co] (stride 1):
- * a forward convolution of x (channels and batch swapped) by dy (batch as input channels).
+ * dW[kh,kw,ci,co] = Σ_{n,y,x} x[n, y+kh-top, x+kw-left, ci] · dy[n,y,x,co] (stride 1), by
+ * the SIMD kernel (simd-kernels.ts's convFilterGrad) on x padded as the convolution pads it.
  */
 function conv2DBackpropFilter({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo {
   const { x, dy } = inputs;
   const filterShape = (attrs as unknown as tf.Conv2DBackpropFilterAttrs).filterShape;
   const info = convInfo(x.shape, filterShape, attrs);
   if (!isUnitStride(info)) return conv2DBackpropFilterLoop(backend, x, dy, info);
+  const { top, bottom, left, right } = info.padInfo;
+  const padded = top || bottom || left || right
+    ? call('PadV2', backend, { x }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 })
+    : x;
+  try {
+    if (coversConvFilterGrad(backend, padded, dy)) return convFilterGrad(backend, padded, dy);
+  } finally {
+    if (padded !== x) backend.disposeData(padded.dataId);
+  }
+  return conv2DBackpropFilterAsConv(backend, x, dy, info);
+}
+
+/**
+ * The same gradient as a forward convolution of x (channels and batch swapped) by dy (batch
+ * as input channels), where the SIMD kernel's reads past the end would leave the memory.
+ */
+function conv2DBackpropFilterAsConv(backend: WasmBackend, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
   const { top, bottom, left, right } = info.padInfo;
   const xT = transpose(backend, x, [3, 1, 2, 0]); // [ci, H, W, N]
   const dyT = transpose(backend, dy, [1, 2, 0, 3]); // [oh, ow, N, co]
