@@ -84,15 +84,21 @@ describe('wasm training kernels match the cpu backend', () => {
     assert.deepEqual(new Set(zooConvs.map(([label]) => label.split(' ')[0])), new Set(Object.keys(MODELS).filter((m) => m !== 'fc')));
   });
   for (const [label, xShape, wShape, pad] of zooConvs) {
-    it(`conv2d gradients on the zoo's shapes: ${label} ${xShape.slice(1).join('x')} * ${wShape.join('x')} ${pad}`, async () => {
+    it(`conv2d and its gradients on the zoo's shapes: ${label} ${xShape.slice(1).join('x')} * ${wShape.join('x')} ${pad}`, async () => {
       const [wasm, cpu] = await onBoth([{ shape: xShape, seed: 11 }, { shape: wShape, seed: 12 }], (x, w) => {
-        const loss = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad).square().sum();
-        return tf.grads(loss)([x, w]);
+        const conv = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad);
+        return [conv(x, w), ...tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().sum())([x, w])];
       });
-      assertClose(wasm[0], cpu[0], `${label} dx`);
-      assertClose(wasm[1], cpu[1], `${label} dw`);
+      assertClose(wasm[0], cpu[0], `${label} y`);
+      assertClose(wasm[1], cpu[1], `${label} dx`);
+      assertClose(wasm[2], cpu[2], `${label} dw`);
     });
   }
+  it('conv2d with a batch whose positions are not a multiple of 4 (the last block repeats its last position)', async () => {
+    const [wasm, cpu] = await onBoth([{ shape: [1, 5, 7, 3], seed: 13 }, { shape: [3, 2, 3, 9], seed: 14 }], (x, w) =>
+      [tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid')]); // 3x6 = 18 positions, 9 channels: 8 + 1
+    assertClose(wasm[0], cpu[0], '18 positions');
+  });
 
   const matCases: [string, number[], number[], boolean, boolean][] = [
     ['dW = xᵀ·dy', [64, 300], [64, 100], true, false],

@@ -40,6 +40,8 @@ interface KernelExports {
   dropout_mask(out: number, n: number, seed: number, threshold: number, keep: number): void;
   conv_filter_grad(x: number, dy: number, dw: number, n: number, h: number, w: number, ci: number,
     oh: number, ow: number, co: number, kh: number, kw: number, cols: number): void;
+  conv2d_valid(x: number, w: number, out: number, n: number, h: number, wd: number, ci: number,
+    oh: number, ow: number, co: number, kh: number, kw: number): void;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -148,11 +150,10 @@ export function dropoutMaskOnWasm(backend: WasmBackend, out: tf.TensorInfo, seed
 /** Bytes the filter-gradient kernel may read past the end of x or dy (into values it discards). */
 const OVERREAD_BYTES = 12;
 
-/** Whether convFilterGrad can run on these tensors: its overreads stay inside the wasm memory. */
-export function coversConvFilterGrad(backend: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo): boolean {
+/** Whether the convolution kernels' reads past the ends of these tensors stay inside the wasm memory. */
+export function overreadFits(backend: WasmBackend, ...tensors: tf.TensorInfo[]): boolean {
   const limit = memoryOf(backend).buffer.byteLength;
-  const end = (t: tf.TensorInfo) => addressOf(backend, t) + 4 * tf.util.sizeFromShape(t.shape) + OVERREAD_BYTES;
-  return end(x) <= limit && end(dy) <= limit;
+  return tensors.every((t) => addressOf(backend, t) + 4 * tf.util.sizeFromShape(t.shape) + OVERREAD_BYTES <= limit);
 }
 
 /**
@@ -182,5 +183,20 @@ export function convFilterGrad(backend: WasmBackend, x: tf.TensorInfo, dy: tf.Te
     }
   }
   backend.disposeData(scratch.dataId);
+  return out;
+}
+
+/**
+ * A valid, stride-1 NHWC convolution of x [n, h, w, ci] by filter [kh, kw, ci, co] into
+ * [n, h − kh + 1, w − kw + 1, co], by the SIMD kernel conv2d_valid.
+ */
+export function conv2dValid(backend: WasmBackend, x: tf.TensorInfo, filter: tf.TensorInfo): tf.TensorInfo {
+  const [n, h, w, ci] = x.shape;
+  const [kh, kw, , co] = filter.shape;
+  const oh = h - kh + 1;
+  const ow = w - kw + 1;
+  const out = backend.makeOutput([n, oh, ow, co], 'float32');
+  const at = (t: tf.TensorInfo) => addressOf(backend, t);
+  kernels(backend).conv2d_valid(at(x), at(filter), at(out), n, h, w, ci, oh, ow, co, kh, kw);
   return out;
 }

@@ -420,4 +420,173 @@
       (local.set $img (i32.add (local.get $img) (i32.const 1)))
       (br $imgLoop)))
   )
+;; store_lanes: the first k (1…4) lanes of v at p: the last columns of a row that ends
+;; inside a vector, whose other lanes belong to the next row.
+  (func $store_lanes (param $p i32) (param $v v128) (param $k i32)
+    (if (i32.ge_u (local.get $k) (i32.const 4))
+      (then (v128.store (local.get $p) (local.get $v)) (return)))
+    (f32.store (local.get $p) (f32x4.extract_lane 0 (local.get $v)))
+    (if (i32.ge_u (local.get $k) (i32.const 2))
+      (then (f32.store offset=4 (local.get $p) (f32x4.extract_lane 1 (local.get $v)))))
+    (if (i32.ge_u (local.get $k) (i32.const 3))
+      (then (f32.store offset=8 (local.get $p) (f32x4.extract_lane 2 (local.get $v))))))
+;; conv2d_valid: a valid, stride-1 convolution (NHWC; filter [kh, kw, ci, co]),
+;;   out[q, j] = Σ over a < kh, t < kw·ci of  x[pixel q's window row a, t] · w[a, t, j]
+;; for every output position q (image, y, x) in order. Blocks of 4 positions by 8 (or, for
+;; a last block of at most 4, 4) output channels are summed in registers, as in a matrix
+;; product's micro-kernel, reading x in place: for one filter row a, a window's kw pixels
+;; lie next to each other in x, so t runs over kw·ci contiguous values. A last block of
+;; fewer than 4 positions repeats the last one and stores only its own. Columns past co
+;; read at most 12 bytes past w (the caller checks they lie inside the memory).
+  (func (export "conv2d_valid")
+    (param $x i32) (param $w i32) (param $out i32)
+    (param $n i32) (param $h i32) (param $wd i32) (param $ci i32)
+    (param $oh i32) (param $ow i32) (param $co i32) (param $kh i32) (param $kw i32)
+    (local $P i32) (local $q i32) (local $valid i32) (local $i i32) (local $L i32) (local $cb i32)
+    (local $rowBytes i32) (local $wStep i32) (local $j i32) (local $a i32) (local $wp i32) (local $tEnd i32)
+    (local $py i32) (local $px i32) (local $ptr i32)
+    (local $b0 i32) (local $b1 i32) (local $b2 i32) (local $b3 i32)
+    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $o i32)
+    (local $v0 v128) (local $v1 v128) (local $s v128)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local.set $P (i32.mul (local.get $n) (i32.mul (local.get $oh) (local.get $ow))))
+    (local.set $L (i32.mul (local.get $kw) (local.get $ci)))
+    (local.set $cb (i32.shl (local.get $ci) (i32.const 2)))
+    (local.set $rowBytes (i32.mul (local.get $wd) (local.get $cb)))
+    (local.set $wStep (i32.shl (local.get $co) (i32.const 2)))
+    ;; the window of position q starts at $ptr; ($py, $px) is q's place in its image
+    (local.set $ptr (local.get $x))
+    (local.set $q (i32.const 0))
+    (block $qDone (loop $qLoop
+      (br_if $qDone (i32.ge_u (local.get $q) (local.get $P)))
+      (local.set $valid (i32.sub (local.get $P) (local.get $q)))
+      (if (i32.gt_u (local.get $valid) (i32.const 4)) (then (local.set $valid (i32.const 4))))
+      ;; the block's 4 window starts, advancing ($py, $px) through rows and images
+      (local.set $i (i32.const 0))
+      (block $bDone (loop $bLoop
+        (if (i32.eq (local.get $i) (i32.const 0)) (then (local.set $b0 (local.get $ptr))))
+        (if (i32.eq (local.get $i) (i32.const 1)) (then (local.set $b1 (local.get $ptr))))
+        (if (i32.eq (local.get $i) (i32.const 2)) (then (local.set $b2 (local.get $ptr))))
+        (if (i32.eq (local.get $i) (i32.const 3)) (then (local.set $b3 (local.get $ptr))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (if (i32.le_u (local.get $i) (i32.sub (local.get $valid) (i32.const 1)))
+          (then
+            (local.set $px (i32.add (local.get $px) (i32.const 1)))
+            (local.set $ptr (i32.add (local.get $ptr) (local.get $cb)))
+            (if (i32.eq (local.get $px) (local.get $ow)) (then
+              (local.set $px (i32.const 0))
+              (local.set $py (i32.add (local.get $py) (i32.const 1)))
+              (local.set $ptr (i32.add (local.get $ptr) (i32.mul (i32.sub (local.get $wd) (local.get $ow)) (local.get $cb))))
+              (if (i32.eq (local.get $py) (local.get $oh)) (then
+                (local.set $py (i32.const 0))
+                (local.set $ptr (i32.add (local.get $ptr) (i32.mul (i32.sub (local.get $h) (local.get $oh)) (local.get $rowBytes))))))))))
+        (br_if $bLoop (i32.lt_u (local.get $i) (i32.const 4)))))
+      (local.set $j (i32.const 0))
+      (block $jDone (loop $jLoop
+        (br_if $jDone (i32.ge_u (local.get $j) (local.get $co)))
+        (local.set $wp (i32.add (local.get $w) (i32.shl (local.get $j) (i32.const 2))))
+        (local.set $o (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $q) (local.get $co)) (local.get $j)) (i32.const 2))))
+        (if (i32.gt_u (i32.sub (local.get $co) (local.get $j)) (i32.const 4))
+          (then
+            ;; 4 positions x 8 channels
+            (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
+            (local.set $c10 (v128.const i32x4 0 0 0 0)) (local.set $c11 (v128.const i32x4 0 0 0 0))
+            (local.set $c20 (v128.const i32x4 0 0 0 0)) (local.set $c21 (v128.const i32x4 0 0 0 0))
+            (local.set $c30 (v128.const i32x4 0 0 0 0)) (local.set $c31 (v128.const i32x4 0 0 0 0))
+            (local.set $a (i32.const 0))
+            (loop $aLoop
+              (local.set $p0 (i32.add (local.get $b0) (i32.mul (local.get $a) (local.get $rowBytes))))
+              (local.set $p1 (i32.add (local.get $b1) (i32.mul (local.get $a) (local.get $rowBytes))))
+              (local.set $p2 (i32.add (local.get $b2) (i32.mul (local.get $a) (local.get $rowBytes))))
+              (local.set $p3 (i32.add (local.get $b3) (i32.mul (local.get $a) (local.get $rowBytes))))
+              (local.set $tEnd (i32.add (local.get $p0) (i32.shl (local.get $L) (i32.const 2))))
+              (loop $tLoop
+                (local.set $v0 (v128.load (local.get $wp)))
+                (local.set $v1 (v128.load offset=16 (local.get $wp)))
+                (local.set $s (v128.load32_splat (local.get $p0)))
+                (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $s) (local.get $v0))))
+                (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $s) (local.get $v1))))
+                (local.set $s (v128.load32_splat (local.get $p1)))
+                (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $s) (local.get $v0))))
+                (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $s) (local.get $v1))))
+                (local.set $s (v128.load32_splat (local.get $p2)))
+                (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $s) (local.get $v0))))
+                (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $s) (local.get $v1))))
+                (local.set $s (v128.load32_splat (local.get $p3)))
+                (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $s) (local.get $v0))))
+                (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $s) (local.get $v1))))
+                (local.set $wp (i32.add (local.get $wp) (local.get $wStep)))
+                (local.set $p0 (i32.add (local.get $p0) (i32.const 4)))
+                (local.set $p1 (i32.add (local.get $p1) (i32.const 4)))
+                (local.set $p2 (i32.add (local.get $p2) (i32.const 4)))
+                (local.set $p3 (i32.add (local.get $p3) (i32.const 4)))
+                (br_if $tLoop (i32.lt_u (local.get $p0) (local.get $tEnd))))
+              (local.set $a (i32.add (local.get $a) (i32.const 1)))
+              (br_if $aLoop (i32.lt_u (local.get $a) (local.get $kh))))
+            (v128.store (local.get $o) (local.get $c00))
+            (call $store_lanes (i32.add (local.get $o) (i32.const 16)) (local.get $c01) (i32.sub (i32.sub (local.get $co) (local.get $j)) (i32.const 4)))
+            (if (i32.gt_u (local.get $valid) (i32.const 1)) (then
+              (local.set $o (i32.add (local.get $o) (local.get $wStep)))
+              (v128.store (local.get $o) (local.get $c10))
+              (call $store_lanes (i32.add (local.get $o) (i32.const 16)) (local.get $c11) (i32.sub (i32.sub (local.get $co) (local.get $j)) (i32.const 4)))))
+            (if (i32.gt_u (local.get $valid) (i32.const 2)) (then
+              (local.set $o (i32.add (local.get $o) (local.get $wStep)))
+              (v128.store (local.get $o) (local.get $c20))
+              (call $store_lanes (i32.add (local.get $o) (i32.const 16)) (local.get $c21) (i32.sub (i32.sub (local.get $co) (local.get $j)) (i32.const 4)))))
+            (if (i32.gt_u (local.get $valid) (i32.const 3)) (then
+              (local.set $o (i32.add (local.get $o) (local.get $wStep)))
+              (v128.store (local.get $o) (local.get $c30))
+              (call $store_lanes (i32.add (local.get $o) (i32.const 16)) (local.get $c31) (i32.sub (i32.sub (local.get $co) (local.get $j)) (i32.const 4)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 8))))
+          (else
+            ;; 4 positions x the last 4 (or fewer) channels
+            (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c10 (v128.const i32x4 0 0 0 0))
+            (local.set $c20 (v128.const i32x4 0 0 0 0)) (local.set $c30 (v128.const i32x4 0 0 0 0))
+            (local.set $a (i32.const 0))
+            (loop $aLoop4
+              (local.set $p0 (i32.add (local.get $b0) (i32.mul (local.get $a) (local.get $rowBytes))))
+              (local.set $p1 (i32.add (local.get $b1) (i32.mul (local.get $a) (local.get $rowBytes))))
+              (local.set $p2 (i32.add (local.get $b2) (i32.mul (local.get $a) (local.get $rowBytes))))
+              (local.set $p3 (i32.add (local.get $b3) (i32.mul (local.get $a) (local.get $rowBytes))))
+              (local.set $tEnd (i32.add (local.get $p0) (i32.shl (local.get $L) (i32.const 2))))
+              (loop $tLoop4
+                (local.set $v0 (v128.load (local.get $wp)))
+                (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (v128.load32_splat (local.get $p0)) (local.get $v0))))
+                (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (v128.load32_splat (local.get $p1)) (local.get $v0))))
+                (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (v128.load32_splat (local.get $p2)) (local.get $v0))))
+                (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (v128.load32_splat (local.get $p3)) (local.get $v0))))
+                (local.set $wp (i32.add (local.get $wp) (local.get $wStep)))
+                (local.set $p0 (i32.add (local.get $p0) (i32.const 4)))
+                (local.set $p1 (i32.add (local.get $p1) (i32.const 4)))
+                (local.set $p2 (i32.add (local.get $p2) (i32.const 4)))
+                (local.set $p3 (i32.add (local.get $p3) (i32.const 4)))
+                (br_if $tLoop4 (i32.lt_u (local.get $p0) (local.get $tEnd))))
+              (local.set $a (i32.add (local.get $a) (i32.const 1)))
+              (br_if $aLoop4 (i32.lt_u (local.get $a) (local.get $kh))))
+            (call $store_lanes (local.get $o) (local.get $c00) (i32.sub (local.get $co) (local.get $j)))
+            (if (i32.gt_u (local.get $valid) (i32.const 1)) (then
+              (local.set $o (i32.add (local.get $o) (local.get $wStep)))
+              (call $store_lanes (local.get $o) (local.get $c10) (i32.sub (local.get $co) (local.get $j)))))
+            (if (i32.gt_u (local.get $valid) (i32.const 2)) (then
+              (local.set $o (i32.add (local.get $o) (local.get $wStep)))
+              (call $store_lanes (local.get $o) (local.get $c20) (i32.sub (local.get $co) (local.get $j)))))
+            (if (i32.gt_u (local.get $valid) (i32.const 3)) (then
+              (local.set $o (i32.add (local.get $o) (local.get $wStep)))
+              (call $store_lanes (local.get $o) (local.get $c30) (i32.sub (local.get $co) (local.get $j)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))))
+        (br $jLoop)))
+      ;; on to the next block's first position
+      (local.set $px (i32.add (local.get $px) (i32.const 1)))
+      (local.set $ptr (i32.add (local.get $ptr) (local.get $cb)))
+      (if (i32.eq (local.get $px) (local.get $ow)) (then
+        (local.set $px (i32.const 0))
+        (local.set $py (i32.add (local.get $py) (i32.const 1)))
+        (local.set $ptr (i32.add (local.get $ptr) (i32.mul (i32.sub (local.get $wd) (local.get $ow)) (local.get $cb))))
+        (if (i32.eq (local.get $py) (local.get $oh)) (then
+          (local.set $py (i32.const 0))
+          (local.set $ptr (i32.add (local.get $ptr) (i32.mul (i32.sub (local.get $h) (local.get $oh)) (local.get $rowBytes))))))))
+      (local.set $q (i32.add (local.get $q) (local.get $valid)))
+      (br $qLoop)))
+  )
 )
