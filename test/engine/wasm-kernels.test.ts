@@ -35,6 +35,9 @@ const poolCases: [string, number[], number, number, 'same' | 'valid'][] = [
   ['2x2/2 (Net)', [4, 28, 28, 32], 2, 2, 'valid'],
   ['2x2/2 same, even size, 36 channels (cnn-small)', [2, 14, 14, 36], 2, 2, 'same'],
   ['2x2/2 odd size', [2, 7, 7, 5], 2, 2, 'valid'],
+  ['2x2/2, 6 channels (gap-8k: 4 at a time, then 2 one at a time)', [2, 22, 22, 6], 2, 2, 'valid'],
+  ['2x2/2, 10 channels (bn-10k)', [2, 24, 24, 10], 2, 2, 'valid'],
+  ['2x2/2, 3 channels (all one at a time)', [2, 4, 6, 3], 2, 2, 'valid'],
   ['3x3/1 same', [2, 9, 9, 4], 3, 1, 'same'],
 ];
 
@@ -120,11 +123,13 @@ describe('wasm training kernels match the cpu backend', () => {
     assertClose(wasm[0], cpu[0], 'fused');
   });
 
-  it('max pooling gradient with ties goes to the first maximum of each window, as on cpu', async () => {
-    const [wasm, cpu] = await onBoth([{ shape: [3, 8, 8, 8], seed: 13 }], (x) =>
-      [tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid').mul(tf.range(1, 3 * 4 * 4 * 8 + 1).reshape([3, 4, 4, 8])).sum())(tf.round(x))]);
-    assertClose(wasm[0], cpu[0], 'ties');
-  });
+  for (const c of [8, 6]) {
+    it(`max pooling gradient with ties goes to the first maximum of each window, as on cpu (${c} channels)`, async () => {
+      const [wasm, cpu] = await onBoth([{ shape: [3, 8, 8, c], seed: 13 }], (x) =>
+        [tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid').mul(tf.range(1, 3 * 4 * 4 * c + 1).reshape([3, 4, 4, c])).sum())(tf.round(x))]);
+      assertClose(wasm[0], cpu[0], 'ties');
+    });
+  }
 
   for (const [label, shape, size, stride, pad] of poolCases) {
     it(`max pooling gradient: ${label}`, async () => {

@@ -47,10 +47,16 @@ interface KernelExports {
 let compiled: WebAssembly.Module | undefined;
 const instances = new WeakMap<WebAssembly.Memory, KernelExports>();
 
+const memories = new WeakMap<WasmBackend, WebAssembly.Memory>();
+
 function memoryOf(backend: WasmBackend): WebAssembly.Memory {
-  const memory = Object.values(backend.wasm.asm).find((v) => v instanceof WebAssembly.Memory);
-  if (!memory) throw new Error('the wasm backend exports no memory: tfjs-backend-wasm version mismatch?');
-  return memory as WebAssembly.Memory;
+  let memory = memories.get(backend); // looked up once: the exports are hundreds of entries
+  if (!memory) {
+    memory = Object.values(backend.wasm.asm).find((v) => v instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined;
+    if (!memory) throw new Error('the wasm backend exports no memory: tfjs-backend-wasm version mismatch?');
+    memories.set(backend, memory);
+  }
+  return memory;
 }
 
 /** A tensor's byte offset in the wasm memory: the pointer the kernels take. */
@@ -90,13 +96,13 @@ export function adadeltaOnWasm(value: tf.Variable, gradient: tf.Tensor, squareAv
   });
 }
 
-/** Whether maxPoolGrad2x2 covers a pooling: 2x2, stride 2, no padding, even sides, channels a multiple of 4. */
+/** Whether maxPoolGrad2x2 covers a pooling: 2x2, stride 2, no padding, even sides. */
 export function coversMaxPoolGrad(shape: number[], info: { filterHeight: number; filterWidth: number; strideHeight: number; strideWidth: number;
   padInfo: { top: number; left: number; bottom: number; right: number } }): boolean {
   const [, h, w, c] = shape;
   const p = info.padInfo;
   return info.filterHeight === 2 && info.filterWidth === 2 && info.strideHeight === 2 && info.strideWidth === 2 &&
-    p.top === 0 && p.left === 0 && p.bottom === 0 && p.right === 0 && h % 2 === 0 && w % 2 === 0 && c % 4 === 0;
+    p.top === 0 && p.left === 0 && p.bottom === 0 && p.right === 0 && h % 2 === 0 && w % 2 === 0 && c > 0;
 }
 
 /** The 2x2/2 max-pooling gradient into `dx` (all of it written), from input `x` and `dy`. */

@@ -76,9 +76,9 @@
             (f32.mul (local.get $lr) (local.get $fd))))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $sloop))));; maxpool_grad_2x2: the gradient of a 2x2, stride-2 max pooling (NHWC, even height
-;; and width, channels a multiple of 4) in one pass: each output's gradient goes to the
-;; first maximum of its window in scan order (as the cpu backend does), the other three
-;; positions get 0, so dx needs no clearing first.
+;; and width) in one pass: each output's gradient goes to the first maximum of its window
+;; in scan order (as the cpu backend does), the other three positions get 0, so dx needs
+;; no clearing first. Four channels at a time, the last C mod 4 one at a time.
   (func (export "maxpool_grad_2x2")
     (param $x i32) (param $dy i32) (param $dx i32)
     (param $n i32) (param $h i32) (param $w i32) (param $c i32)
@@ -86,7 +86,10 @@
     (local $r i32) (local $q i32) (local $k i32) (local $rp i32) (local $pp i32) (local $o i32) (local $gp i32)
     (local $x00 v128) (local $x01 v128) (local $x10 v128) (local $x11 v128) (local $m v128)
     (local $e0 v128) (local $e1 v128) (local $e2 v128) (local $seen v128) (local $vg v128)
+    (local $vecEnd i32) (local $f00 f32) (local $f01 f32) (local $f10 f32) (local $f11 f32) (local $fm f32) (local $fg f32)
+    (local $b0 i32) (local $b1 i32) (local $b2 i32)
     (local.set $px (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $vecEnd (i32.shl (i32.and (local.get $c) (i32.const -4)) (i32.const 2)))
     (local.set $row (i32.mul (local.get $w) (local.get $px)))
     (local.set $pairs (i32.mul (local.get $n) (i32.shr_u (local.get $h) (i32.const 1))))
     (local.set $ow (i32.shr_u (local.get $w) (i32.const 1)))
@@ -103,7 +106,7 @@
             (local.set $k (i32.const 0))
             (block $kdone
               (loop $kloop
-                (br_if $kdone (i32.ge_u (local.get $k) (local.get $px)))
+                (br_if $kdone (i32.ge_u (local.get $k) (local.get $vecEnd)))
                 (local.set $o (i32.add (local.get $pp) (local.get $k)))
                 (local.set $x00 (v128.load (i32.add (local.get $x) (local.get $o))))
                 (local.set $x01 (v128.load (i32.add (local.get $x) (i32.add (local.get $o) (local.get $px)))))
@@ -124,6 +127,27 @@
                   (v128.andnot (local.get $vg) (local.get $seen)))
                 (local.set $k (i32.add (local.get $k) (i32.const 16)))
                 (br $kloop)))
+            (block $tdone
+              (loop $tloop
+                (br_if $tdone (i32.ge_u (local.get $k) (local.get $px)))
+                (local.set $o (i32.add (local.get $pp) (local.get $k)))
+                (local.set $f00 (f32.load (i32.add (local.get $x) (local.get $o))))
+                (local.set $f01 (f32.load (i32.add (local.get $x) (i32.add (local.get $o) (local.get $px)))))
+                (local.set $f10 (f32.load (i32.add (local.get $x) (i32.add (local.get $o) (local.get $row)))))
+                (local.set $f11 (f32.load (i32.add (local.get $x) (i32.add (i32.add (local.get $o) (local.get $row)) (local.get $px)))))
+                (local.set $fm (f32.max (f32.max (local.get $f00) (local.get $f01)) (f32.max (local.get $f10) (local.get $f11))))
+                (local.set $b0 (f32.eq (local.get $f00) (local.get $fm)))
+                (local.set $b1 (i32.and (f32.eq (local.get $f01) (local.get $fm)) (i32.eqz (local.get $b0))))
+                (local.set $b2 (i32.and (f32.eq (local.get $f10) (local.get $fm)) (i32.eqz (i32.or (local.get $b0) (local.get $b1)))))
+                (local.set $fg (f32.load (local.get $gp)))
+                (local.set $gp (i32.add (local.get $gp) (i32.const 4)))
+                (f32.store (i32.add (local.get $dx) (local.get $o)) (select (local.get $fg) (f32.const 0) (local.get $b0)))
+                (f32.store (i32.add (local.get $dx) (i32.add (local.get $o) (local.get $px))) (select (local.get $fg) (f32.const 0) (local.get $b1)))
+                (f32.store (i32.add (local.get $dx) (i32.add (local.get $o) (local.get $row))) (select (local.get $fg) (f32.const 0) (local.get $b2)))
+                (f32.store (i32.add (local.get $dx) (i32.add (i32.add (local.get $o) (local.get $row)) (local.get $px)))
+                  (select (f32.const 0) (local.get $fg) (i32.or (i32.or (local.get $b0) (local.get $b1)) (local.get $b2))))
+                (local.set $k (i32.add (local.get $k) (i32.const 4)))
+                (br $tloop)))
             (local.set $q (i32.add (local.get $q) (i32.const 1)))
             (br $qloop)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
