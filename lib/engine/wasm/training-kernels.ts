@@ -164,6 +164,17 @@ function makeConv2DBackpropInput(original: KernelFunc) {
     if (!isUnitStride(info) || pads.some((p) => p < 0)) {
       return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
     }
+    if (info.outHeight === 1 && info.outWidth === 1 && top + bottom + left + right === 0) {
+      // A filter as large as its input (an output layer): dx = dy [N, co] · W [kh·kw·ci, co]ᵀ,
+      // not a full convolution over a (2k−1)² padded dy that is almost all zeros.
+      const k = kh * kw * info.inChannels;
+      const a = call('Reshape', backend, { x: dy }, { shape: [1, info.batchSize, info.outChannels] });
+      const b = call('Reshape', backend, { x: filter }, { shape: [1, k, info.outChannels] });
+      const product = call('BatchMatMul', backend, { a, b }, { transposeA: false, transposeB: true });
+      const dx = call('Reshape', backend, { x: product }, { shape: inputShape });
+      for (const t of [a, b, product]) backend.disposeData(t.dataId);
+      return dx;
+    }
     const flipped = call('Reverse', backend, { x: filter }, { dims: [0, 1] });
     const w = transpose(backend, flipped, [0, 1, 3, 2]); // [kh, kw, co, ci]
     const dx = call('Conv2D', backend, { x: dy, filter: w }, {
