@@ -171,6 +171,22 @@ describe('wasm training kernels match the cpu backend', () => {
     optimizer.dispose();
   });
 
+  it('clone and same-type cast share the data (no copy); other casts still convert', () => {
+    const buffers = () => tf.backend().numDataIds(); // the wasm heap's allocations, not tensors
+    const x = tf.tensor([1.5, -2.25, 3], [3]);
+    const before = buffers();
+    const copies = [x.clone(), tf.cast(x, 'float32')];
+    assert.equal(buffers(), before, 'no new data for a clone or a float32 → float32 cast');
+    for (const c of copies) assert.equal(c.dataId, x.dataId);
+    const asInt = tf.cast(x, 'int32');
+    assert.equal(buffers(), before + 1);
+    assert.deepEqual(Array.from(asInt.dataSync()), [1, -2, 3]);
+    x.dispose(); // the shared data lives on while a tensor holds it
+    for (const c of copies) assert.deepEqual(Array.from(c.dataSync()), [1.5, -2.25, 3]);
+    tf.dispose([...copies, asInt]);
+    assert.equal(buffers(), before - 1, 'freed once the last holder is disposed');
+  });
+
   it('leaves no tensors behind', async () => {
     const x = tf.randomUniform([2, 14, 14, 32], -1, 1, 'float32', 1);
     const w = tf.randomUniform([5, 5, 32, 64], -1, 1, 'float32', 2);

@@ -25,6 +25,7 @@ declare namespace WebAssembly {
 export interface WasmBackend {
   wasm: { asm: Record<string, unknown> };
   disposeData(dataId: object): boolean;
+  incRef(dataId: object): void;
   readSync(dataId: object): tf.backend_util.BackendValues;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   /** A view of a tensor's data in the wasm memory (detached when the memory grows). */

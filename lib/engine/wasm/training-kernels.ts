@@ -272,10 +272,25 @@ function maxPoolGrad({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedA
   return out;
 }
 
+/**
+ * Identity, and Cast to the same dtype, sharing the input's data (reference counted, as
+ * the cpu backend and the wasm backend's own Reshape do) instead of copying it: tfjs clones
+ * every tensor a gradient keeps (about 130 a step in a batch-norm model) and tf.layers casts
+ * every layer's input to float32, so the copies were a few ms a step.
+ */
+function makeSharing(original: KernelFunc, sameType: (x: TensorInfo, attrs: NamedAttrMap) => boolean) {
+  return ({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo => {
+    const { x } = inputs;
+    if (x.dtype === 'string' || !sameType(x, attrs)) return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
 let registered = false;
 
 /** The kernels this module installs or replaces (tests cover each). */
-export const WASM_TRAINING_KERNELS = ['Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul', 'MaxPoolGrad'] as const;
+export const WASM_TRAINING_KERNELS = ['Identity', 'Cast', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul', 'MaxPoolGrad'] as const;
 
 /** Registers the training kernels for 'wasm' (idempotent). Call before tf.setBackend('wasm'). */
 export function registerWasmTrainingKernels(): void {
@@ -291,6 +306,8 @@ export function registerWasmTrainingKernels(): void {
   if (!tf.getKernel('Conv2DBackpropFilter', 'wasm')) {
     tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilter as unknown as KernelFunc });
   }
+  replace('Identity', (o) => makeSharing(o, () => true) as unknown as KernelFunc);
+  replace('Cast', (o) => makeSharing(o, (x, attrs) => (attrs as unknown as tf.CastAttrs).dtype === x.dtype) as unknown as KernelFunc);
   replace('Conv2D', (o) => makeConv2D(o) as unknown as KernelFunc);
   replace('Conv2DBackpropInput', (o) => makeConv2DBackpropInput(o) as unknown as KernelFunc);
   replace('BatchMatMul', (o) => makeTransposeFirst(o) as unknown as KernelFunc);
