@@ -139,6 +139,20 @@ describe('wasm training kernels match the cpu backend', () => {
     });
   }
 
+  it('max pooling gradient (odd sides: the loop) is right when its output grows the wasm memory', () => {
+    // Views of the heap taken before an allocation that grows the memory read as empty: the
+    // gradient came out all zeros (cnn-small's 11x11 pool at batch 64).
+    const memory = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
+    const heap = memory();
+    const n = Math.ceil((0.45 * heap) / 4 / (9 * 9 * 3));
+    const x = tf.randomUniform([n, 9, 9, 3], -1, 1, 'float32', 5);
+    const dy = tf.ones([n, 4, 4, 3]);
+    const dx = tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid').mul(dy).sum())(x);
+    assert.ok(memory() > heap, `the memory grew (${heap} → ${memory()} bytes)`);
+    assert.equal(dx.sum().dataSync()[0], n * 4 * 4 * 3, 'each window passes its gradient to one position');
+    tf.dispose([x, dy, dx]);
+  });
+
   it('Adadelta (fused on wasm) matches the cpu backend\'s tensor ops, odd sizes included', async () => {
     const shapes = [[5, 5, 1, 32], [10], [3, 7], [300, 41]];
     const inputs = shapes.flatMap((shape, i) => [{ shape, seed: 20 + i }, { shape, seed: 40 + i }]);

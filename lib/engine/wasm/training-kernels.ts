@@ -234,13 +234,14 @@ function maxPoolGrad({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedA
   const { dy, input } = inputs;
   const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as tf.MaxPoolGradAttrs;
   const info = backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
-  const xs = backend.typedArrayFromHeap(input);
-  const dys = backend.typedArrayFromHeap(dy);
   const out = backend.makeOutput(input.shape, 'float32');
   if (coversMaxPoolGrad(input.shape, info)) {
     maxPoolGrad2x2(backend, input, dy, out); // the models' pools: one SIMD pass
     return out;
   }
+  // Views taken after makeOutput: an allocation that grows the wasm memory detaches older ones.
+  const xs = backend.typedArrayFromHeap(input);
+  const dys = backend.typedArrayFromHeap(dy);
   const dx = backend.typedArrayFromHeap(out);
   dx.fill(0);
   const { batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
