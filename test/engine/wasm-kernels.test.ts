@@ -153,6 +153,26 @@ describe('wasm training kernels match the cpu backend', () => {
     tf.dispose([x, dy, dx]);
   });
 
+  const sumCases: [string, number[], number | number[], boolean][] = [
+    ['conv bias gradient: every axis but the last', [3, 6, 5, 7], [0, 1, 2], false],
+    ['dense bias gradient, kept dims', [64, 10], 0, true],
+    ['axes given out of order', [2, 3, 9], [1, 0], false],
+    ['last axis only (stock kernel)', [4, 6, 5], -1, false],
+    ['all axes (stock kernel)', [4, 6, 5], [0, 1, 2], false],
+  ];
+  for (const [label, shape, axis, keepDims] of sumCases) {
+    it(`sum: ${label}`, async () => {
+      const [wasm, cpu] = await onBoth([{ shape, seed: 21 }], (x) => [tf.sum(x, axis, keepDims)]);
+      assertClose(wasm[0], cpu[0], label);
+      const shapes = [];
+      for (const backend of ['cpu', 'wasm']) {
+        await tf.setBackend(backend);
+        shapes.push(tf.tidy(() => tf.sum(tf.zeros(shape), axis, keepDims).shape));
+      }
+      assert.deepEqual(shapes[1], shapes[0], 'shape');
+    });
+  }
+
   it('Adadelta (fused on wasm) matches the cpu backend\'s tensor ops, odd sizes included', async () => {
     const shapes = [[5, 5, 1, 32], [10], [3, 7], [300, 41]];
     const inputs = shapes.flatMap((shape, i) => [{ shape, seed: 20 + i }, { shape, seed: 40 + i }]);

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
-import { WasmBackend, conv2dValid, convFilterGrad, overreadFits, coversMaxPoolGrad, maxPoolGrad2x2 } from './simd-kernels';
+import { WasmBackend, channelSums, conv2dValid, convFilterGrad, overreadFits, coversMaxPoolGrad, maxPoolGrad2x2 } from './simd-kernels';
 
 const { backend_util } = tf;
 
@@ -288,10 +288,33 @@ function makeSharing(original: KernelFunc, sameType: (x: TensorInfo, attrs: Name
   };
 }
 
+/**
+ * Sum over every axis but the last (a bias's gradient: tfjs's Add gradient sums dy over
+ * [N, H, W]) as one pass of per-channel float64 sums, not the stock kernel's transpose of
+ * the whole tensor followed by row sums. Other reductions go to the stock kernel.
+ */
+function makeSum(original: KernelFunc) {
+  return ({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo => {
+    const { x } = inputs;
+    const { axis, keepDims } = attrs as unknown as tf.SumAttrs;
+    const r = x.shape.length;
+    const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
+    if (x.dtype !== 'float32' || r < 2 || axes.length !== r - 1 || axes.some((a, i) => a !== i)) {
+      return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+    }
+    const C = x.shape[r - 1];
+    const zeros = new Float32Array(C);
+    const [sums] = channelSums(backend, x, x, zeros, zeros);
+    const out = backend.makeOutput(keepDims ? [...x.shape.slice(0, -1).map(() => 1), C] : [C], 'float32');
+    backend.typedArrayFromHeap(out).set(sums);
+    return out;
+  };
+}
+
 let registered = false;
 
 /** The kernels this module installs or replaces (tests cover each). */
-export const WASM_TRAINING_KERNELS = ['Identity', 'Cast', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul', 'MaxPoolGrad'] as const;
+export const WASM_TRAINING_KERNELS = ['Identity', 'Cast', 'Sum', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'BatchMatMul', '_FusedMatMul', 'MaxPoolGrad'] as const;
 
 /** Registers the training kernels for 'wasm' (idempotent). Call before tf.setBackend('wasm'). */
 export function registerWasmTrainingKernels(): void {
@@ -309,6 +332,7 @@ export function registerWasmTrainingKernels(): void {
   }
   replace('Identity', (o) => makeSharing(o, () => true) as unknown as KernelFunc);
   replace('Cast', (o) => makeSharing(o, (x, attrs) => (attrs as unknown as tf.CastAttrs).dtype === x.dtype) as unknown as KernelFunc);
+  replace('Sum', (o) => makeSum(o) as unknown as KernelFunc);
   replace('Conv2D', (o) => makeConv2D(o) as unknown as KernelFunc);
   replace('Conv2DBackpropInput', (o) => makeConv2DBackpropInput(o) as unknown as KernelFunc);
   replace('BatchMatMul', (o) => makeTransposeFirst(o) as unknown as KernelFunc);
