@@ -97,19 +97,20 @@ export function adadeltaOnWasm(value: tf.Variable, gradient: tf.Tensor, squareAv
   });
 }
 
-/** Whether maxPoolGrad2x2 covers a pooling: 2x2, stride 2, no padding, even sides. */
+/** Whether maxPoolGrad2x2 covers a pooling: 2x2, stride 2, no padding (odd sides: the last row or column is left out). */
 export function coversMaxPoolGrad(shape: number[], info: { filterHeight: number; filterWidth: number; strideHeight: number; strideWidth: number;
   padInfo: { top: number; left: number; bottom: number; right: number } }): boolean {
   const [, h, w, c] = shape;
   const p = info.padInfo;
   return info.filterHeight === 2 && info.filterWidth === 2 && info.strideHeight === 2 && info.strideWidth === 2 &&
-    p.top === 0 && p.left === 0 && p.bottom === 0 && p.right === 0 && h % 2 === 0 && w % 2 === 0 && c > 0;
+    p.top === 0 && p.left === 0 && p.bottom === 0 && p.right === 0 && h > 0 && w > 0 && c > 0;
 }
 
 /** The 2x2/2 max-pooling gradient into `dx` (all of it written), from input `x` and `dy`. */
 export function maxPoolGrad2x2(backend: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, dx: tf.TensorInfo): void {
   const at = (t: tf.TensorInfo) => addressOf(backend, t);
   const [n, h, w, c] = x.shape;
+  if (h % 2 || w % 2) backend.typedArrayFromHeap(dx).fill(0); // the row or column no window covers
   kernels(backend).maxpool_grad_2x2(at(x), at(dy), at(dx), n, h, w, c);
 }
 

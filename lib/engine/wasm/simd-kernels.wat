@@ -75,14 +75,15 @@
             (f32.load (i32.add (local.get $p) (local.get $o)))
             (f32.mul (local.get $lr) (local.get $fd))))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $sloop))));; maxpool_grad_2x2: the gradient of a 2x2, stride-2 max pooling (NHWC, even height
-;; and width) in one pass: each output's gradient goes to the first maximum of its window
-;; in scan order (as the cpu backend does), the other three positions get 0, so dx needs
-;; no clearing first. Four channels at a time, the last C mod 4 one at a time.
+        (br $sloop))));; maxpool_grad_2x2: the gradient of a 2x2, stride-2, valid max pooling (NHWC) in one
+;; pass: each output's gradient goes to the first maximum of its window in scan order (as
+;; the cpu backend does), the other three positions get 0, so dx needs no clearing first,
+;; except for an odd side's last row or column, which no window covers (the caller clears
+;; dx then). Four channels at a time, the last C mod 4 one at a time.
   (func (export "maxpool_grad_2x2")
     (param $x i32) (param $dy i32) (param $dx i32)
     (param $n i32) (param $h i32) (param $w i32) (param $c i32)
-    (local $px i32) (local $row i32) (local $pairs i32) (local $ow i32)
+    (local $px i32) (local $row i32) (local $pairs i32) (local $ow i32) (local $oh i32)
     (local $r i32) (local $q i32) (local $k i32) (local $rp i32) (local $pp i32) (local $o i32) (local $gp i32)
     (local $x00 v128) (local $x01 v128) (local $x10 v128) (local $x11 v128) (local $m v128)
     (local $e0 v128) (local $e1 v128) (local $e2 v128) (local $seen v128) (local $vg v128)
@@ -91,13 +92,18 @@
     (local.set $px (i32.shl (local.get $c) (i32.const 2)))
     (local.set $vecEnd (i32.shl (i32.and (local.get $c) (i32.const -4)) (i32.const 2)))
     (local.set $row (i32.mul (local.get $w) (local.get $px)))
-    (local.set $pairs (i32.mul (local.get $n) (i32.shr_u (local.get $h) (i32.const 1))))
+    (local.set $oh (i32.shr_u (local.get $h) (i32.const 1)))
+    (local.set $pairs (i32.mul (local.get $n) (local.get $oh)))
     (local.set $ow (i32.shr_u (local.get $w) (i32.const 1)))
     (local.set $gp (local.get $dy))
     (block $rdone
       (loop $rloop
         (br_if $rdone (i32.ge_u (local.get $r) (local.get $pairs)))
-        (local.set $rp (i32.mul (local.get $r) (i32.shl (local.get $row) (i32.const 1))))
+        ;; output row r: image r / oh, its input rows 2·(r mod oh) and the next
+        (local.set $rp (i32.mul
+          (i32.add (i32.mul (i32.div_u (local.get $r) (local.get $oh)) (local.get $h))
+            (i32.shl (i32.rem_u (local.get $r) (local.get $oh)) (i32.const 1)))
+          (local.get $row)))
         (local.set $q (i32.const 0))
         (block $qdone
           (loop $qloop
