@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/engine/backend';
-import { alternateRuns, benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, benchTestPass, formatKernels, loaderResidentMB, median } from '../lib/bench';
+import { alternateRuns, benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, benchTestPass, formatKernels, loaderResidentMB, median, WARMUP_MS } from '../lib/bench';
 import { limitTrain, loadEmbedded } from '../lib/data/dataset';
 import { positiveInt } from '../lib/util/cli-options';
 import { runMain, UserError } from '../lib/util/errors';
@@ -21,7 +21,7 @@ runMain(async () => {
     .addOption(new Option('--model <name>', "model, or 'all' for every model of the zoo (training on 1 and N threads, inference, top kernels)")
       .choices([...MODEL_NAMES, 'all']).default('net'))
     .option('--batch-size <n>', 'batch size', positiveInt, 64)
-    .option('--steps <n>', 'timed steps (median reported) after 3 warm-up steps', positiveInt, 10)
+    .option('--steps <n>', `timed steps (median reported) after a warm-up of 3 steps and at least ${WARMUP_MS / 1000} s`, positiveInt, 10)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_REQUESTS).default('auto'))
     .option('--compute-threads <n>', 'threads for the data-parallel training figure (default: as npm run train picks)', positiveInt)
     .option('--json', 'print one JSON object as the last line', false)
@@ -111,7 +111,7 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
   if (python && 'missing' in python) log(`PyTorch peer: not measured: ${python.missing}`);
   const peerPython = python && 'python' in python ? python.python : undefined;
   let peerInfo: Pick<PeerResult, 'torch' | 'blas' | 'threads'> & { python: string } | undefined;
-  log(`\nEvery model, batch ${batchSize}, synthetic data, median of ${steps} steps after 3 warm-up steps; ${threads} compute threads as npm run train picks` +
+  log(`\nEvery model, batch ${batchSize}, synthetic data, median of ${steps} steps after a warm-up (3 steps, at least ${WARMUP_MS / 1000} s); ${threads} compute threads as npm run train picks` +
     `${peerPython ? `; then ours at the default threads and PyTorch on ${threads} threads, alternately, ${PEER_ROUNDS} times each (medians)` : ''}:\n`);
   const peerHeader = peerPython ? `${'ours dflt'.padStart(10)}${'torch'.padStart(8)}${'ours/'.padStart(7)}` : '';
   const header = `${'model'.padEnd(16)}${'params'.padStart(10)}${'train 1 thr'.padStart(13)}${`train ${threads} thr`.padStart(13)}${'ratio'.padStart(7)}` +

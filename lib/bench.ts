@@ -32,9 +32,18 @@ function syntheticBatch(batchSize: number, seed: number): { x: tf.Tensor4D; y: t
   return { x: tf.tensor4d(x, [batchSize, 28, 28, 1]), y: tf.tensor1d(y, 'int32') };
 }
 
-/** Median of per-step times over `steps` steps after `warmup` steps. */
+/**
+ * Warm-up lasts at least this long as well as `warmup` steps: V8 first runs WebAssembly on
+ * its baseline compiler and swaps in optimised code as functions get hot, and a fresh compute
+ * thread does so on its own. gap-8k on 2 threads: about 47 ms a step after 3 steps, 27 ms
+ * once warm (from about step 50, 1.5 s); a 3-step warm-up measured the threads' start-up.
+ */
+export const WARMUP_MS = 2000;
+
+/** Median of per-step times over `steps` steps after `warmup` steps and at least WARMUP_MS. */
 async function timeSteps(step: () => Promise<void>, warmup: number, steps: number): Promise<number> {
-  for (let i = 0; i < warmup; i++) await step();
+  const start = performance.now();
+  for (let i = 0; i < warmup || performance.now() - start < WARMUP_MS; i++) await step();
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now();

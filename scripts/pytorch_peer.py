@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The PyTorch peer of `npm run bench -- --model all --peer`: the zoo's models written in
 PyTorch, trained as bench trains ours (Adadelta lr 1.0, NLL loss on log-softmax, a synthetic
-batch, 3 warm-up steps, the median of N timed steps), on the given number of threads.
+batch, a warm-up of 3 steps and at least --warmup-seconds, the median of N timed steps), on
+the given number of threads.
 
 For measuring only: PyTorch is never a dependency of the product. Prints one JSON line per
 model, then exits; exits 3 with one line on stderr when torch cannot be imported.
@@ -104,7 +105,7 @@ def blas():
     return next((n for n in names if 'openblas' in n), names[0] if names else 'unknown')
 
 
-def bench(name, batch_size, warmup, steps):
+def bench(name, batch_size, warmup, warmup_seconds, steps):
     torch.manual_seed(1)
     model = MODELS[name]()
     model.train()
@@ -119,8 +120,11 @@ def bench(name, batch_size, warmup, steps):
         optimizer.step()
         loss.item()
 
-    for _ in range(warmup):
+    start = time.perf_counter()
+    done = 0
+    while done < warmup or time.perf_counter() - start < warmup_seconds:
         step()
+        done += 1
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -140,10 +144,11 @@ def main():
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--steps', type=int, default=10)
+    parser.add_argument('--warmup-seconds', type=float, default=2.0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for name in args.models:
-        print(json.dumps(bench(name, args.batch_size, 3, args.steps)), flush=True)
+        print(json.dumps(bench(name, args.batch_size, 3, args.warmup_seconds, args.steps)), flush=True)
 
 
 if __name__ == '__main__':
