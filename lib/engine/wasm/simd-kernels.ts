@@ -4,8 +4,9 @@
  * the module imports tfjs's WebAssembly.Memory, so it reads and writes tensors in place,
  * by byte offset, with SIMD. Used where a chain of tensor ops would read and write a
  * large weight many times (the optimizer step: about 30 ms of tensor ops for the Net,
- * 5 ms fused), for the max-pooling gradient (about 15 ms a step as a JS loop) and for
- * batch norm's per-channel passes (engine/batch-norm.ts).
+ * 5 ms fused), for the max-pooling gradient (about 15 ms a step as a JS loop), for batch
+ * norm's per-channel passes (engine/batch-norm.ts) and for the convolutions and their
+ * filter gradients (matrix-product micro-kernels reading the tensors in place).
  */
 import fs from 'node:fs';
 import path from 'node:path';
