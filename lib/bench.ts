@@ -248,6 +248,12 @@ export async function benchTestPass(modelName: string, split: Split, threads: nu
     await dp.evaluate(model, split, 1000);
     return (performance.now() - t0) / 1000;
   };
+  // Warm-up as for the training steps: the compute threads' inference kernels start cold.
+  const start = performance.now();
+  do {
+    await time(parallel);
+    await time(single);
+  } while (performance.now() - start < WARMUP_MS);
   const [one, many] = await alternate(() => time(single), () => time(parallel), rounds);
   await parallel.close();
   optimizer.dispose();
