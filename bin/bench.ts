@@ -6,9 +6,9 @@
 import os from 'node:os';
 import { Command, Option } from 'commander';
 import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/engine/backend';
-import { alternateRuns, benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, benchTestPass, formatKernels, loaderResidentMB, median, WARMUP_MS } from '../lib/bench';
+import { alternateRuns, benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, benchTestPass, formatKernels, loaderResidentMB, median, setWarmupSeconds, warmupSeconds } from '../lib/bench';
 import { limitTrain, loadEmbedded } from '../lib/data/dataset';
-import { positiveInt } from '../lib/util/cli-options';
+import { nonNegativeNumber, positiveInt } from '../lib/util/cli-options';
 import { runMain, UserError } from '../lib/util/errors';
 import { findPeerPython, PeerResult, runPeer } from '../lib/bench-peer';
 import { createModel, MODEL_NAMES } from '../lib/models';
@@ -21,7 +21,8 @@ runMain(async () => {
     .addOption(new Option('--model <name>', "model, or 'all' for every model of the zoo (training on 1 and N threads, inference, top kernels)")
       .choices([...MODEL_NAMES, 'all']).default('net'))
     .option('--batch-size <n>', 'batch size', positiveInt, 64)
-    .option('--steps <n>', `timed steps (median reported) after a warm-up of 3 steps and at least ${WARMUP_MS / 1000} s`, positiveInt, 10)
+    .option('--steps <n>', 'timed steps (median reported) after a warm-up of 3 steps and at least --warmup-seconds', positiveInt, 10)
+    .option('--warmup-seconds <s>', 'the least warm-up time before timing (a fresh compute thread runs slower until V8 has optimised its WebAssembly)', nonNegativeNumber, 2)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_REQUESTS).default('auto'))
     .option('--compute-threads <n>', 'threads for the data-parallel training figure (default: as npm run train picks)', positiveInt)
     .option('--json', 'print one JSON object as the last line', false)
@@ -30,6 +31,7 @@ runMain(async () => {
       'right after ours, and give the ratio; needs a Python that imports torch (measuring only)', false)
     .parse();
   const o = program.opts();
+  setWarmupSeconds(o.warmupSeconds as number);
   const backend = await initBackend(o.backend as BackendRequest);
   const log = (s: string) => process.stdout.write(`${s}\n`);
   log(backend.line);
@@ -84,7 +86,7 @@ runMain(async () => {
   }
   if (o.json) {
     log(JSON.stringify({ ...extra,
-      backend: backend.name, engine: backend.engine, model: o.model, batch_size: o.batchSize,
+      backend: backend.name, engine: backend.engine, model: o.model, batch_size: o.batchSize, warmup_seconds: warmupSeconds(),
       compute_threads: threads, train_samples_per_s: train.train_samples_per_s, train_step_ms: train.train_step_ms,
       train_samples_per_s_1_thread: r.train_samples_per_s, train_step_ms_1_thread: r.train_step_ms,
       infer_samples_per_s: r.infer_samples_per_s, infer_step_ms: r.infer_step_ms, cpus: os.availableParallelism(),
@@ -111,7 +113,7 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
   if (python && 'missing' in python) log(`PyTorch peer: not measured: ${python.missing}`);
   const peerPython = python && 'python' in python ? python.python : undefined;
   let peerInfo: Pick<PeerResult, 'torch' | 'blas' | 'threads'> & { python: string } | undefined;
-  log(`\nEvery model, batch ${batchSize}, synthetic data, median of ${steps} steps after a warm-up (3 steps, at least ${WARMUP_MS / 1000} s); ${threads} compute threads as npm run train picks` +
+  log(`\nEvery model, batch ${batchSize}, synthetic data, median of ${steps} steps after a warm-up (3 steps, at least ${warmupSeconds()} s); ${threads} compute threads as npm run train picks` +
     `${peerPython ? `; then ours at the default threads and PyTorch on ${threads} threads, alternately, ${PEER_ROUNDS} times each (medians)` : ''}:\n`);
   const peerHeader = peerPython ? `${'ours dflt'.padStart(10)}${'torch'.padStart(8)}${'ours/'.padStart(7)}` : '';
   const header = `${'model'.padEnd(16)}${'params'.padStart(10)}${'train 1 thr'.padStart(13)}${`train ${threads} thr`.padStart(13)}${'ratio'.padStart(7)}` +
@@ -153,5 +155,5 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
   log('\n(samples/s; ratio: N threads over 1; default: the compute threads npm run train picks for the model here' +
     `${peerInfo ? `; ours dflt, torch, ours/: ours at the default threads, PyTorch ${peerInfo.torch} (${peerInfo.blas}, ${peerInfo.threads} threads, ` +
       `${peerInfo.python}) and their ratio, medians of ${PEER_ROUNDS} alternating runs` : ''})`);
-  if (json) log(JSON.stringify({ backend, batch_size: batchSize, compute_threads: threads, cpus: os.availableParallelism(), peer: peerInfo ?? null, models: rows }));
+  if (json) log(JSON.stringify({ backend, batch_size: batchSize, warmup_seconds: warmupSeconds(), compute_threads: threads, cpus: os.availableParallelism(), peer: peerInfo ?? null, models: rows }));
 }

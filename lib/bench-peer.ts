@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { projectRoot } from './util/paths';
-import { WARMUP_MS } from './bench';
+import { warmupSeconds } from './bench';
 
 export interface PeerResult {
   model: string;
@@ -38,11 +38,11 @@ export function findPeerPython(env = process.env): PeerPython {
   return { missing: `no Python here imports torch (${tried.join('; ')}); install Debian's python3-torch and libopenblas0-pthread, or set MNIST_LAB_PEER_PYTHON` };
 }
 
-/** Trains `model` in PyTorch as the bench trains ours; the median step of `steps` after the same warm-up (3 steps, at least WARMUP_MS). */
+/** Trains `model` in PyTorch as the bench trains ours; the median step of `steps` after the same warm-up (3 steps, at least warmupSeconds()). */
 export function runPeer(python: string, model: string, o: { threads: number; batchSize: number; steps: number }): PeerResult {
   const script = path.join(projectRoot(), 'scripts', 'pytorch_peer.py');
   const r = spawnSync(python, [script, model, '--threads', String(o.threads), '--batch-size', String(o.batchSize), '--steps', String(o.steps),
-    '--warmup-seconds', String(WARMUP_MS / 1000)],
+    '--warmup-seconds', String(warmupSeconds())],
     { encoding: 'utf8', timeout: 600_000 });
   const line = r.stdout?.trim().split('\n').pop();
   if (r.status !== 0 || !line) throw new Error(`the PyTorch peer failed on ${model} (${python} ${script}): ${r.error?.message ?? r.stderr.trim()}`);

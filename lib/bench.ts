@@ -33,17 +33,23 @@ function syntheticBatch(batchSize: number, seed: number): { x: tf.Tensor4D; y: t
 }
 
 /**
- * Warm-up lasts at least this long as well as `warmup` steps: V8 first runs WebAssembly on
- * its baseline compiler and swaps in optimised code as functions get hot, and a fresh compute
- * thread does so on its own. gap-8k on 2 threads: about 47 ms a step after 3 steps, 27 ms
- * once warm (from about step 50, 1.5 s); a 3-step warm-up measured the threads' start-up.
+ * Warm-up lasts at least this long (default 2 s) as well as `warmup` steps: V8 first runs
+ * WebAssembly on its baseline compiler and swaps in optimised code as functions get hot, and
+ * a fresh compute thread does so on its own. gap-8k on 2 threads: about 47 ms a step after 3
+ * steps, 27 ms once warm (from about step 50, 1.5 s); a 3-step warm-up timed the start-up.
  */
-export const WARMUP_MS = 2000;
+let warmupMs = 2000;
 
-/** Median of per-step times over `steps` steps after `warmup` steps and at least WARMUP_MS. */
+/** The warm-up time (bench's --warmup-seconds); the PyTorch peer gets the same. */
+export function setWarmupSeconds(seconds: number): void {
+  warmupMs = 1000 * seconds;
+}
+export const warmupSeconds = (): number => warmupMs / 1000;
+
+/** Median of per-step times over `steps` steps after `warmup` steps and at least the warm-up time. */
 async function timeSteps(step: () => Promise<void>, warmup: number, steps: number): Promise<number> {
   const start = performance.now();
-  for (let i = 0; i < warmup || performance.now() - start < WARMUP_MS; i++) await step();
+  for (let i = 0; i < warmup || performance.now() - start < warmupMs; i++) await step();
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now();
@@ -253,7 +259,7 @@ export async function benchTestPass(modelName: string, split: Split, threads: nu
   do {
     await time(parallel);
     await time(single);
-  } while (performance.now() - start < WARMUP_MS);
+  } while (performance.now() - start < warmupMs);
   const [one, many] = await alternate(() => time(single), () => time(parallel), rounds);
   await parallel.close();
   optimizer.dispose();

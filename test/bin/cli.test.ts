@@ -64,7 +64,7 @@ describe('train CLI: bad input gets a clear error and a non-zero exit', () => {
 describe('bench --model all (small steps: the code path, not the speed)', () => {
   it('measures every model of the zoo on 1 and 2 threads and prints a table and one JSON line with each', () => {
     // --peer with a Python that cannot run: said on one line, the table is still made.
-    const r = runCli('bench', ['--model', 'all', '--batch-size', '8', '--steps', '1', '--compute-threads', '2', '--backend', 'wasm', '--json', '--peer'],
+    const r = runCli('bench', ['--model', 'all', '--batch-size', '8', '--steps', '1', '--warmup-seconds', '0', '--compute-threads', '2', '--backend', 'wasm', '--json', '--peer'],
       { MNIST_LAB_PEER_PYTHON: '/nonexistent/python3' });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /PyTorch peer: not measured: no Python here imports torch \(\/nonexistent\/python3: .*\); install Debian's python3-torch and libopenblas0-pthread/);
@@ -83,7 +83,7 @@ describe('bench --model all (small steps: the code path, not the speed)', () => 
   });
 
   it('--peer goes with --model all only', () => {
-    const r = runCli('bench', ['--model', 'fc', '--peer', '--skip-loader', '--backend', 'wasm']);
+    const r = runCli('bench', ['--model', 'fc', '--peer', '--skip-loader', '--warmup-seconds', '0', '--backend', 'wasm']);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--peer goes with --model all/);
   });
