@@ -162,6 +162,7 @@ describe('wasm training kernels match the cpu backend', () => {
     ['axes given out of order', [2, 3, 9], [1, 0], false],
     ['last axis only (stock kernel)', [4, 6, 5], -1, false],
     ['all axes (stock kernel)', [4, 6, 5], [0, 1, 2], false],
+    ['an empty batch: zeros (the stock kernel leaves its output unwritten)', [0, 3, 4], [0, 1], false],
   ];
   for (const [label, shape, axis, keepDims] of sumCases) {
     it(`sum: ${label}`, async () => {

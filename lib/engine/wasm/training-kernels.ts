@@ -299,7 +299,7 @@ function makeSum(original: KernelFunc) {
     const { axis, keepDims } = attrs as unknown as tf.SumAttrs;
     const r = x.shape.length;
     const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
-    if (x.dtype !== 'float32' || r < 2 || axes.length !== r - 1 || axes.some((a, i) => a !== i)) {
+    if (x.dtype !== 'float32' || r < 2 || axes.length !== r - 1 || axes.some((a, i) => a !== i) || x.shape[r - 1] === 0) {
       return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
     }
     const C = x.shape[r - 1];
