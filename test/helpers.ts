@@ -8,8 +8,24 @@ import { encodeIdx } from '../lib/data/idx';
 import { MNIST_FILES } from '../lib/data/mnist-files';
 import { projectRoot } from '../lib/util/paths';
 
+/** Folders tmpDir made in this process: removed when it exits (KEEP_TEST_TMP=1 keeps them to look at). */
+const made: string[] = [];
+process.on('exit', () => {
+  if (process.env.KEEP_TEST_TMP) return;
+  for (const dir of made) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // a child still writing into it: leave it to the system's temp cleaning
+    }
+  }
+});
+
+/** A fresh folder under the system's temp folder, removed when the test process exits. */
 export function tmpDir(prefix = 'mnist-lab-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 // Tests write only under temporary folders: default results (runs/) and the Jupyter kernelspec
