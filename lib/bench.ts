@@ -46,10 +46,15 @@ export function setWarmupSeconds(seconds: number): void {
 }
 export const warmupSeconds = (): number => warmupMs / 1000;
 
+/** Runs `work` `times` times and then on until the warm-up time has passed. */
+async function warmUp(work: () => Promise<unknown>, times: number): Promise<void> {
+  const start = performance.now();
+  for (let i = 0; i < times || performance.now() - start < warmupMs; i++) await work();
+}
+
 /** Median of per-step times over `steps` steps after `warmup` steps and at least the warm-up time. */
 async function timeSteps(step: () => Promise<void>, warmup: number, steps: number): Promise<number> {
-  const start = performance.now();
-  for (let i = 0; i < warmup || performance.now() - start < warmupMs; i++) await step();
+  await warmUp(step, warmup);
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now();
@@ -255,11 +260,10 @@ export async function benchTestPass(modelName: string, split: Split, threads: nu
     return (performance.now() - t0) / 1000;
   };
   // Warm-up as for the training steps: the compute threads' inference kernels start cold.
-  const start = performance.now();
-  do {
+  await warmUp(async () => {
     await time(parallel);
     await time(single);
-  } while (performance.now() - start < warmupMs);
+  }, 1);
   const [one, many] = await alternate(() => time(single), () => time(parallel), rounds);
   await parallel.close();
   optimizer.dispose();

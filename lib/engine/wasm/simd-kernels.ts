@@ -156,7 +156,7 @@ export function dropoutMaskOnWasm(backend: WasmBackend, out: tf.TensorInfo, seed
   kernels(backend).dropout_mask(addressOf(backend, out), tf.util.sizeFromShape(out.shape), seed | 0, threshold | 0, keep);
 }
 
-/** Bytes the filter-gradient kernel may read past the end of x or dy (into values it discards). */
+/** Bytes the convolution kernels may read past the end of x, dy or a filter (into lanes they discard). */
 const OVERREAD_BYTES = 12;
 
 /** Whether the convolution kernels' reads past the ends of these tensors stay inside the wasm memory. */

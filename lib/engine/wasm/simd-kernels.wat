@@ -474,7 +474,7 @@
     (param $oh i32) (param $ow i32) (param $co i32) (param $kh i32) (param $kw i32)
     (local $P i32) (local $q i32) (local $valid i32) (local $i i32) (local $L i32) (local $cb i32)
     (local $rowBytes i32) (local $wStep i32) (local $j i32) (local $a i32) (local $wp i32) (local $tEnd i32)
-    (local $py i32) (local $px i32) (local $ptr i32)
+    (local $py i32) (local $px i32) (local $ptr i32) (local $last i32)
     (local $b0 i32) (local $b1 i32) (local $b2 i32) (local $b3 i32)
     (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $o i32)
     (local $v0 v128) (local $v1 v128) (local $s v128)
@@ -492,16 +492,13 @@
       (br_if $qDone (i32.ge_u (local.get $q) (local.get $P)))
       (local.set $valid (i32.sub (local.get $P) (local.get $q)))
       (if (i32.gt_u (local.get $valid) (i32.const 4)) (then (local.set $valid (i32.const 4))))
-      ;; the block's 4 window starts, advancing ($py, $px) through rows and images
+      ;; the block's 4 window starts ($last: past `valid`, the block's last position again),
+      ;; advancing ($py, $px) through rows and images to the next block's first position
       (local.set $i (i32.const 0))
-      (block $bDone (loop $bLoop
-        (if (i32.eq (local.get $i) (i32.const 0)) (then (local.set $b0 (local.get $ptr))))
-        (if (i32.eq (local.get $i) (i32.const 1)) (then (local.set $b1 (local.get $ptr))))
-        (if (i32.eq (local.get $i) (i32.const 2)) (then (local.set $b2 (local.get $ptr))))
-        (if (i32.eq (local.get $i) (i32.const 3)) (then (local.set $b3 (local.get $ptr))))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (if (i32.le_u (local.get $i) (i32.sub (local.get $valid) (i32.const 1)))
+      (loop $bLoop
+        (if (i32.lt_u (local.get $i) (local.get $valid))
           (then
+            (local.set $last (local.get $ptr))
             (local.set $px (i32.add (local.get $px) (i32.const 1)))
             (local.set $ptr (i32.add (local.get $ptr) (local.get $cb)))
             (if (i32.eq (local.get $px) (local.get $ow)) (then
@@ -511,7 +508,12 @@
               (if (i32.eq (local.get $py) (local.get $oh)) (then
                 (local.set $py (i32.const 0))
                 (local.set $ptr (i32.add (local.get $ptr) (i32.mul (i32.sub (local.get $h) (local.get $oh)) (local.get $rowBytes))))))))))
-        (br_if $bLoop (i32.lt_u (local.get $i) (i32.const 4)))))
+        (if (i32.eq (local.get $i) (i32.const 0)) (then (local.set $b0 (local.get $last))))
+        (if (i32.eq (local.get $i) (i32.const 1)) (then (local.set $b1 (local.get $last))))
+        (if (i32.eq (local.get $i) (i32.const 2)) (then (local.set $b2 (local.get $last))))
+        (if (i32.eq (local.get $i) (i32.const 3)) (then (local.set $b3 (local.get $last))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $bLoop (i32.lt_u (local.get $i) (i32.const 4))))
       (local.set $j (i32.const 0))
       (block $jDone (loop $jLoop
         (br_if $jDone (i32.ge_u (local.get $j) (local.get $co)))
@@ -606,16 +608,6 @@
               (call $store_lanes (local.get $o) (local.get $c30) (i32.sub (local.get $co) (local.get $j)))))
             (local.set $j (i32.add (local.get $j) (i32.const 4)))))
         (br $jLoop)))
-      ;; on to the next block's first position
-      (local.set $px (i32.add (local.get $px) (i32.const 1)))
-      (local.set $ptr (i32.add (local.get $ptr) (local.get $cb)))
-      (if (i32.eq (local.get $px) (local.get $ow)) (then
-        (local.set $px (i32.const 0))
-        (local.set $py (i32.add (local.get $py) (i32.const 1)))
-        (local.set $ptr (i32.add (local.get $ptr) (i32.mul (i32.sub (local.get $wd) (local.get $ow)) (local.get $cb))))
-        (if (i32.eq (local.get $py) (local.get $oh)) (then
-          (local.set $py (i32.const 0))
-          (local.set $ptr (i32.add (local.get $ptr) (i32.mul (i32.sub (local.get $h) (local.get $oh)) (local.get $rowBytes))))))))
       (local.set $q (i32.add (local.get $q) (local.get $valid)))
       (br $qLoop)))
   )

@@ -23,8 +23,14 @@ function kernel(name: string): KernelFunc {
   return config.kernelFunc;
 }
 
+/** Runs a kernel function (a replaced kernel's original, say) on the wasm backend. */
+function run(func: KernelFunc, backend: WasmBackend, inputs: Inputs, attrs: NamedAttrMap): TensorInfo {
+  return func({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+}
+
+/** Runs the kernel registered for wasm under `name` (this module's own where it replaced one). */
 function call(name: string, backend: WasmBackend, inputs: Inputs, attrs: NamedAttrMap): TensorInfo {
-  return kernel(name)({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+  return run(kernel(name), backend, inputs, attrs);
 }
 
 function transpose(backend: WasmBackend, x: TensorInfo, perm: number[]): TensorInfo {
@@ -71,7 +77,7 @@ function makeConv2D(original: KernelFunc) {
     const { x, filter } = inputs;
     const info = convInfo(x.shape, filter.shape, attrs);
     if (!isUnitStride(info) || info.outChannels < 8 || !overreadFits(backend, filter)) {
-      return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+      return run(original, backend, inputs, attrs);
     }
     const padded = padLikeConv(backend, x, info);
     const out = conv2dValid(backend, padded, filter);
@@ -162,7 +168,7 @@ function makeConv2DBackpropInput(original: KernelFunc) {
     const kw = info.filterWidth;
     const pads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right];
     if (!isUnitStride(info) || pads.some((p) => p < 0)) {
-      return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+      return run(original, backend, inputs, attrs);
     }
     if (info.outHeight === 1 && info.outWidth === 1 && top + bottom + left + right === 0) {
       // A filter as large as its input (an output layer): dx = dy [N, co] · W [kh·kw·ci, co]ᵀ,
@@ -193,12 +199,12 @@ function makeConv2DBackpropInput(original: KernelFunc) {
  * transpose a 3.2M-element weight matrix every step.
  */
 function makeTransposeFirst(original: KernelFunc) {
-  const run = (backend: WasmBackend, inputs: Inputs, attrs: NamedAttrMap, a: TensorInfo, b: TensorInfo) =>
-    original({ inputs: { ...inputs, a, b }, attrs: { ...attrs, transposeA: false, transposeB: false }, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+  const untransposed = (backend: WasmBackend, inputs: Inputs, attrs: NamedAttrMap, a: TensorInfo, b: TensorInfo) =>
+    run(original, backend, { ...inputs, a, b }, { ...attrs, transposeA: false, transposeB: false });
   return ({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo => {
     const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
     const { a, b } = inputs;
-    if (!transposeA && !transposeB) return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+    if (!transposeA && !transposeB) return run(original, backend, inputs, attrs);
     const size = (t: TensorInfo) => t.shape.reduce((x, y) => x * y, 1);
     const fused = Object.keys(inputs).length > 2; // bias / prelu inputs apply to the un-swapped result
     const temps: TensorInfo[] = [];
@@ -209,7 +215,7 @@ function makeTransposeFirst(original: KernelFunc) {
       const [m, k, n] = [a.shape[r - 2], a.shape[r - 1], b.shape[r - 2]];
       if (m * k + m * n < n * k) {
         const aT = swapLastTwo(backend, a);
-        const bAT = run(backend, inputs, attrs, b, aT); // [n, m]
+        const bAT = untransposed(backend, inputs, attrs, b, aT); // [n, m]
         out = swapLastTwo(backend, bAT);
         for (const t of [aT, bAT]) backend.disposeData(t.dataId);
         return out;
@@ -219,7 +225,7 @@ function makeTransposeFirst(original: KernelFunc) {
     const b2 = transposeB ? swapLastTwo(backend, b) : b;
     if (transposeA) temps.push(a2);
     if (transposeB) temps.push(b2);
-    out = run(backend, inputs, attrs, a2, b2);
+    out = untransposed(backend, inputs, attrs, a2, b2);
     for (const t of temps) backend.disposeData(t.dataId);
     return out;
   };
@@ -282,7 +288,7 @@ function maxPoolGrad({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedA
 function makeSharing(original: KernelFunc, sameType: (x: TensorInfo, attrs: NamedAttrMap) => boolean) {
   return ({ inputs, attrs, backend }: { inputs: Inputs; attrs: NamedAttrMap; backend: WasmBackend }): TensorInfo => {
     const { x } = inputs;
-    if (x.dtype === 'string' || !sameType(x, attrs)) return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+    if (x.dtype === 'string' || !sameType(x, attrs)) return run(original, backend, inputs, attrs);
     backend.incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   };
@@ -300,7 +306,7 @@ function makeSum(original: KernelFunc) {
     const r = x.shape.length;
     const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
     if (x.dtype !== 'float32' || r < 2 || axes.length !== r - 1 || axes.some((a, i) => a !== i) || x.shape[r - 1] === 0) {
-      return original({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as TensorInfo;
+      return run(original, backend, inputs, attrs);
     }
     const C = x.shape[r - 1];
     const zeros = new Float32Array(C);
