@@ -22,9 +22,22 @@ export function learningRateAt(lr: number, gamma: number, epoch: number): number
   return lr * gamma ** (epoch - 1);
 }
 
-/** tfjs optimizers read `learningRate` on every step; it is not exposed as a setter. */
+/**
+ * Sets the rate the next step uses. tfjs's SGD and Momentum step with a scalar cached from the
+ * rate (`c`) that only their own setLearningRate() renews: writing `.learningRate` alone left
+ * them at the first epoch's rate while the records said otherwise. Adam and Adadelta read
+ * `.learningRate` on every step.
+ */
 export function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
-  (optimizer as unknown as { learningRate: number }).learningRate = lr;
+  const o = optimizer as unknown as { learningRate: number; setLearningRate?: (lr: number) => void };
+  if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
+  else o.learningRate = lr;
+}
+
+/** The rate the optimizer will step with now (for checks: the cached scalar where there is one). */
+export function currentLearningRate(optimizer: tf.Optimizer): number {
+  const o = optimizer as unknown as { learningRate: number; c?: tf.Scalar };
+  return o.c ? -o.c.dataSync()[0] : o.learningRate;
 }
 
 /**
