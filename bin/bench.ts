@@ -4,11 +4,11 @@
  * and a per-kernel time breakdown of one training step. `--json` ends with one JSON line.
  */
 import os from 'node:os';
-import { Command, Option } from 'commander';
+import { Option } from 'commander';
 import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/engine/backend';
 import { alternateRuns, benchLoader, benchModel, benchParallelTraining, benchProfileOverhead, benchTestPass, formatKernels, loaderResidentMB, median, setWarmupSeconds, warmupSeconds } from '../lib/bench';
 import { limitTrain, loadEmbedded } from '../lib/data/dataset';
-import { nonNegativeNumber, positiveInt } from '../lib/util/cli-options';
+import { command, nonNegativeNumber, positiveInt } from '../lib/util/cli-options';
 import { runMain, UserError } from '../lib/util/errors';
 import { findPeerPython, PeerResult, runPeer } from '../lib/bench-peer';
 import { createModel, MODEL_NAMES } from '../lib/models';
@@ -16,7 +16,7 @@ import { summarize } from '../lib/models/summary';
 import { checkComputeThreads, defaultComputeThreads } from '../lib/training/data-parallel';
 
 runMain(async () => {
-  const program = new Command('bench')
+  const program = command('bench')
     .description('Benchmark a training step and inference on synthetic data (no data set needed).')
     .addOption(new Option('--model <name>', "model, or 'all' for every model of the zoo (training on 1 and N threads, inference, top kernels)")
       .choices([...MODEL_NAMES, 'all']).default('net'))

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Command } from 'commander';
+import { command } from '../lib/util/cli-options';
 import { initBackend, probeNodeBinding, visibleGpus } from '../lib/engine/backend';
 import { tfjsVersions } from '../lib/util/machine';
 import { runMain } from '../lib/util/errors';
@@ -51,7 +51,7 @@ async function chromium(): Promise<{ found?: string; detail: string }> {
 }
 
 async function main(): Promise<void> {
-  new Command('doctor').description('Check what this machine can run, and how to fix what is missing.').parse();
+  command('doctor').description('Check what this machine can run, and how to fix what is missing.').parse();
   const checks: Check[] = [];
   const nodeMajor = Number(process.versions.node.split('.')[0]);
   const supported = [20, 22, 24].includes(nodeMajor);

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { Command } from 'commander';
+import { command } from '../lib/util/cli-options';
 import { runMain } from '../lib/util/errors';
 import { findJupyterPython, installKernel } from '../lib/notebook/jupyter';
 import { projectRoot } from '../lib/util/paths';
@@ -19,7 +19,7 @@ export function jupyterCommand(python: string, jupyterPath: string, extra: strin
 
 if (require.main === module) {
   runMain(async () => {
-    const program = new Command('jupyter')
+    const program = command('jupyter')
       .description('Start the classic Jupyter notebook server on notebooks/ with the TypeScript (tslab) kernel.')
       .allowUnknownOption()
       .allowExcessArguments()

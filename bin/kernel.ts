@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 /** `npm run kernel`: installs the tslab (TypeScript) kernelspec under .jupyter/ and says how to open the notebooks. */
-import { Command } from 'commander';
+import { command } from '../lib/util/cli-options';
 import { runMain } from '../lib/util/errors';
 import { findJupyterPython, installKernel } from '../lib/notebook/jupyter';
 import { jupyterCommand } from './jupyter';
 
 runMain(async () => {
-  new Command('kernel').description('Install the tslab kernelspec where Jupyter finds it (project-local, via JUPYTER_PATH).').parse();
+  command('kernel').description('Install the tslab kernelspec where Jupyter finds it (project-local, via JUPYTER_PATH).').parse();
   const python = findJupyterPython();
   const jp = installKernel(python);
   const c = jupyterCommand(python, jp);

@@ -6,14 +6,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command } from 'commander';
-import { positiveInt } from '../lib/util/cli-options';
+import { command, positiveInt } from '../lib/util/cli-options';
 import { runMain, UserError } from '../lib/util/errors';
 import { findJupyterPython, executeNotebook, installKernel } from '../lib/notebook/jupyter';
 import { projectRoot, runsRoot, timestampName } from '../lib/util/paths';
 
 runMain(async () => {
-  const program = new Command('notebooks')
+  const program = command('notebooks')
     .description('Execute the notebooks in notebooks/ headless (all, or the ones named) with the tslab kernel.')
     .argument('[names...]', 'notebook names or prefixes, e.g. 01 02-training')
     .option('--out <dir>', 'folder for the executed copies (default: runs/notebooks/<timestamp>)')

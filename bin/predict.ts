@@ -1,15 +1,15 @@
 #!/usr/bin/env node
 /** `npm run predict -- --checkpoint FILE [--image PNG | --index N]`: one digit's prediction and probabilities. */
 import path from 'node:path';
-import { Command } from 'commander';
 import { BACKEND_REQUESTS, BackendRequest, initBackend } from '../lib/engine/backend';
-import { nonNegativeInt } from '../lib/util/cli-options';
+import { command, nonNegativeInt } from '../lib/util/cli-options';
 import { runMain, UserError } from '../lib/util/errors';
 import { loadData } from '../lib/data/dataset';
+import { checkReadableFile } from '../lib/util/path-checks';
 import { modelFromCheckpoint, predictDigit, readDigitPng } from '../lib/predict';
 
 runMain(async () => {
-  const program = new Command('predict')
+  const program = command('predict')
     .description('Predict one digit with a trained checkpoint (best.ckpt or last.ckpt of a run folder).')
     .requiredOption('--checkpoint <file>', 'a checkpoint written by train (e.g. runs/<run>/best.ckpt)')
     .option('--image <png>', 'a PNG of one digit (any size: scaled to 28x28; dark-on-light is inverted)')
@@ -20,7 +20,7 @@ runMain(async () => {
   if ((o.image === undefined) === (o.index === undefined)) throw new UserError('give exactly one of --image PNG or --index N');
   if (!BACKEND_REQUESTS.includes(o.backend)) throw new UserError(`unknown backend '${o.backend}'`);
   await initBackend(o.backend as BackendRequest);
-  const { model, config, epoch, accuracy } = modelFromCheckpoint(path.resolve(o.checkpoint));
+  const { model, config, epoch, accuracy } = modelFromCheckpoint(checkReadableFile('--checkpoint', o.checkpoint));
   let pixels: Uint8Array;
   let truth = '';
   if (o.image) {

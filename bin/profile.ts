@@ -5,13 +5,13 @@
  * writes DIR/line-profile-wN.txt, DIR/epochs.csv, DIR/lines.csv, DIR/lines-by-workers.csv.
  */
 import path from 'node:path';
-import { Command } from 'commander';
-import { workerCounts } from '../lib/util/cli-options';
+import { command, workerCounts } from '../lib/util/cli-options';
 import { runMain } from '../lib/util/errors';
 import { gatherSweep, runSweep } from '../lib/runs/sweep';
+import { checkFolder } from '../lib/util/path-checks';
 
 runMain(async () => {
-  const program = new Command('profile')
+  const program = command('profile')
     .description('Train once per worker count with the line profiler on, and gather the results in danfo tables.')
     .option('--workers <list>', 'worker counts to compare, comma-separated', (v: string) => workerCounts(v), [1, 8])
     .option('--out <dir>', 'folder for the results', path.join('runs', 'profile'))
@@ -33,7 +33,7 @@ threads.csv (per thread: busy share, batches built, build time, queue), trace-w<
 and runs/w<N>/ (each run's folder).`)
     .parse();
   const o = program.opts();
-  const out = path.resolve(o.out);
+  const out = o.gather ? checkFolder('--out', o.out, { write: true }) : checkFolder('--out', o.out, { write: true, create: true });
   const log = (s: string) => process.stdout.write(`${s}\n`);
   const tables = o.gather ? gatherSweep(out, o.workers) : await runSweep({ workers: o.workers, out, trainArgs: program.args, log, fresh: o.fresh });
 

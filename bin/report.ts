@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 /** `npm run report`: architecture.pdf and profiling.pdf under report/out/. */
 import path from 'node:path';
-import { Command, Option } from 'commander';
-import { positiveInt, workerCounts } from '../lib/util/cli-options';
+import { Option } from 'commander';
+import { command, positiveInt, workerCounts } from '../lib/util/cli-options';
 import { runMain } from '../lib/util/errors';
 import { MODEL_NAMES } from '../lib/models';
 import { projectRoot } from '../lib/util/paths';
+import { checkFolder } from '../lib/util/path-checks';
 import { buildReports } from '../report/build';
 
 runMain(async () => {
-  const program = new Command('report')
+  const program = command('report')
     .description('Produce report/out/architecture.pdf and report/out/profiling.pdf (runs the worker sweep first if its results are missing).')
     .addOption(new Option('--model <name>', 'model to document and profile').choices(MODEL_NAMES).default('net'))
     .option('--results <dir>', 'use this sweep folder (written by npm run profile, e.g. under Slurm) instead of running one')
@@ -30,8 +31,10 @@ Examples:
   npm run report -- --results runs/slurm-1234     # PDFs from a sweep made elsewhere`)
     .parse();
   const o = program.opts();
+  checkFolder('--out', o.out, { write: true, create: true });
+  if (o.results !== undefined) checkFolder('--results', o.results);
   await buildReports({
-    model: o.model, results: o.results, fresh: o.fresh, workers: o.workers, epochs: o.epochs, limit: o.limit,
+    model: o.model, modelGiven: program.getOptionValueSource('model') === 'cli', results: o.results, fresh: o.fresh, workers: o.workers, epochs: o.epochs, limit: o.limit,
     data: o.data, out: path.resolve(o.out), log: (s) => process.stdout.write(`${s}\n`),
   });
   // md-to-pdf/puppeteer can leave handles open; the job is done.

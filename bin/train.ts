@@ -1,68 +1,15 @@
 #!/usr/bin/env node
 /** `npm run train -- [options]`: trains a model on MNIST as pytorch/examples' mnist/main.py does. */
-import { Command, Option } from 'commander';
-import { BACKEND_REQUESTS, BackendRequest } from '../lib/engine/backend';
-import { fraction, nonNegativeInt, positiveInt, positiveNumber } from '../lib/util/cli-options';
 import { runMain } from '../lib/util/errors';
 import { createProgress } from '../lib/training/progress';
-import { MODEL_NAMES } from '../lib/models';
-import { OPTIMIZERS, OptimizerName } from '../lib/training/optim';
-import { DEFAULTS } from '../lib/training/options';
+import { trainCommand, trainOptionsOf } from '../lib/training/cli';
 import { runTraining } from '../lib/training/run';
 
-const program = new Command('train')
-  .description('Train a model on MNIST (defaults: the reference script\'s Net, Adadelta lr 1.0, gamma 0.7, 5 epochs).')
-  .addOption(new Option('--model <name>', 'model to train').choices(MODEL_NAMES).default(DEFAULTS.model))
-  .option('--data <source>', "'embedded' (10,000 digits shipped with the project) or a folder with the four MNIST IDX files (.gz or raw)", DEFAULTS.data)
-  .option('--download', 'download the official MNIST files into data/mnist (md5-checked) and train on them', false)
-  .option('--epochs <n>', 'number of epochs to train', positiveInt, DEFAULTS.epochs)
-  .option('--batch-size <n>', 'input batch size for training', positiveInt, DEFAULTS.batchSize)
-  .option('--test-batch-size <n>', 'input batch size for testing', positiveInt, DEFAULTS.testBatchSize)
-  .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZERS).default(DEFAULTS.optimizer))
-  .option('--lr <rate>', 'learning rate', positiveNumber, DEFAULTS.lr)
-  .option('--gamma <factor>', 'learning rate step gamma (lr multiplied by it after each epoch)', positiveNumber, DEFAULTS.gamma)
-  .option('--momentum <m>', 'momentum (sgd only)', fraction, DEFAULTS.momentum)
-  .option('--seed <n>', 'random seed', nonNegativeInt, DEFAULTS.seed)
-  .option('--log-interval <n>', 'how many batches to wait before logging training status', positiveInt, DEFAULTS.logInterval)
-  .option('--limit <n>', 'use only the first N training samples (quick runs)', positiveInt)
-  .option('--workers <n>', 'DataLoader worker threads (num_workers; 0 builds batches in the main thread)', nonNegativeInt, DEFAULTS.workers)
-  .option('--compute-threads <n>', 'threads computing each training step, data parallel (each takes a part of the batch; ' +
-    'default: one per CPU, at most 4, on wasm/cpu; 1 on tensorflow)', positiveInt)
-  .addOption(new Option('--backend <name>', 'tfjs backend; auto prefers tfjs-node-gpu, then tfjs-node, wasm, cpu')
-    .choices(BACKEND_REQUESTS).default(DEFAULTS.backend))
-  .option('--out <dir>', 'run folder for config, metrics and checkpoints (default: runs/<timestamp>); never one that holds a run already')
-  .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint, with its own settings (an option given with another value is refused; --epochs may be raised)')
-  .option('--profile', 'line-profile the training loop (as LINE_PROFILE=1); writes line-profile.txt/.json to the run folder', false)
-  .option('--allow-oversubscribe', 'allow more --workers than SLURM_CPUS_PER_TASK inside a Slurm job', false)
-  .option('--plain', 'plain log lines even on a terminal (no progress bar)', false)
-  .addHelpText('after', `
-Output: the model summary, "Train Epoch: ..." lines every --log-interval batches and a
-"Test set: ..." line per epoch, as the PyTorch reference prints them. The run folder holds
-config.json, metrics.jsonl (one line per epoch), last.ckpt (after every epoch) and best.ckpt.
-One process writes a run folder at a time; a second is refused, naming the first.
-
-Exit codes: 0 done, 1 internal error, 2 bad input or a fault in the run folder (the message says
-which file and what to do), 3 stopped by a signal (resumable with --resume).
-
-Environment: MNIST_MIRRORS (comma-separated base URLs for --download).
-
-Examples:
-  npm run train                                  # 5 epochs on the embedded digits
-  npm run train -- --epochs 1 --limit 640        # a quick check
-  npm run train -- --data ~/mnist                # a folder of IDX files
-  npm run train -- --resume runs/2026-11-23-10-00-00 --epochs 8`);
-
 runMain(async () => {
-  program.parse();
-  const o = program.opts();
-  await runTraining({
-    model: o.model, data: o.data, download: o.download, epochs: o.epochs, batchSize: o.batchSize,
-    testBatchSize: o.testBatchSize, lr: o.lr, gamma: o.gamma, optimizer: o.optimizer as OptimizerName,
-    momentum: o.momentum, seed: o.seed, logInterval: o.logInterval, limit: o.limit, workers: o.workers, computeThreads: o.computeThreads,
-    backend: o.backend as BackendRequest, out: o.out, resume: o.resume, profile: o.profile, allowOversubscribe: o.allowOversubscribe,
-    // With --resume only the options written on the command line are held against the run's.
-    given: Object.keys(o).filter((k) => program.getOptionValueSource(k) === 'cli'),
-  }, createProgress(o.plain)).then((r) => {
+  const program = trainCommand().parse();
+  // With --resume only the options written on the command line are held against the run's.
+  const { plain, ...options } = trainOptionsOf(program);
+  await runTraining(options, createProgress(plain)).then((r) => {
     if (r.interrupted) process.exitCode = 3; // stopped early on a signal; resumable
   });
 });

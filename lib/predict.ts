@@ -14,16 +14,19 @@ import type { Split } from './data/dataset';
 import { DataParallel, defaultComputeThreads } from './training/data-parallel';
 import { predictLogProbs } from './training/evaluate';
 import { createOptimizer } from './training/optim';
+import { checkFits } from './training/checkpoint';
 
 export function modelFromCheckpoint(file: string): { model: tf.LayersModel; config: Record<string, unknown>; epoch: number; accuracy: number } {
   const ckpt = loadCheckpoint(file);
   const name = String(ckpt.config.model ?? 'net');
   const model = createModel(name, 1);
   try {
-    model.setWeights(ckpt.weights);
+    checkFits(ckpt, file, name, model, 'this version builds');
   } catch (err) {
-    throw new UserError(`${file}: its weights do not fit model '${name}' (${(err as Error).message})`);
+    model.dispose();
+    throw err;
   }
+  model.setWeights(ckpt.weights);
   tf.dispose(ckpt.weights);
   tf.dispose(ckpt.optimizer.map((o) => o.tensor));
   return { model, config: ckpt.config, epoch: ckpt.epoch, accuracy: ckpt.testAccuracy };

@@ -14,6 +14,7 @@ import { autoBackendName } from '../lib/engine/backend';
 import { linesByWorkers, Provenance, provenanceOf, readSweep, runFolder, runSweep, sweepComplete, SweepData } from '../lib/runs/sweep';
 import { defaultComputeThreads } from '../lib/training/data-parallel';
 import { DEFAULTS } from '../lib/training/options';
+import { fingerprintOf } from '../lib/data/dataset';
 import { machineInfo } from '../lib/util/machine';
 import { analyse, loaderTable, LoaderRow } from './analysis';
 import { curveFigure, epochTimeFigure, lineTimeFigure, renderSvgs, timelineFigure, waitFigure } from './charts';
@@ -21,9 +22,12 @@ import { findChromium } from './chromium';
 import { diagramSvg, modelFacts } from './model-facts';
 import { removeTemporaries, renderPdf } from './render';
 import { writeFileAtomic } from '../lib/util/files';
+import { escapeHtml } from '../lib/util/html';
 
 export interface ReportOptions {
   model: string;
+  /** Whether --model was asked for (with --results the sweep's own model is documented otherwise). */
+  modelGiven?: boolean;
   /** A sweep folder to use as it is (e.g. made under Slurm on a GPU node). */
   results?: string;
   fresh: boolean;
@@ -146,8 +150,9 @@ export function profilingMarkdown(d: SweepData, charts: Record<string, string>):
       `${d.config.epochs} epochs with ${d.workers.map((w) => `${w}`).join(' and ')} DataLoader workers, each in a fresh process with the same seed. ` +
       `Epoch time: ${a.low.epochSeconds.toFixed(1)} s vs ${a.high.epochSeconds.toFixed(1)} s; final test accuracy ` +
       `${a.low.finalAccuracy.toFixed(2)}% vs ${a.high.finalAccuracy.toFixed(2)}%.`,
-    environment_table: mdTable(['What', 'Value'], env),
-    analysis: a.sentences.map((s) => `- ${s}`).join('\n'),
+    // Paths, host names and notes are the user's text: escaped, never read as HTML.
+    environment_table: mdTable(['What', 'Value'], env.map((row) => row.map(escapeHtml))),
+    analysis: a.sentences.map((s) => `- ${escapeHtml(s)}`).join('\n'),
     functions: files.join(' and '),
     epochs: String(d.config.epochs),
     side_by_side: mdTable(['Function', 'Line', 'Contents', `s (${lowW}w)`, `% (${lowW}w)`, `s (${highW}w)`, `% (${highW}w)`, 'change s'],
@@ -163,7 +168,7 @@ export function profilingMarkdown(d: SweepData, charts: Record<string, string>):
     thread_table: threadRows.length ? mdTable(['Workers', 'Thread', 'Busy', 'Waiting', 'Batches', 'Build ms', 'Queue (wanted ready)'], threadRows,
       [true, false, true, true, true, true, true]) : 'Not recorded in these results.',
     profiles: d.workers.map((w) => `### ${w} worker${w === 1 ? '' : 's'}\n\n\`\`\`text\n${d.texts[w].trimEnd()}\n\`\`\``).join('\n\n'),
-    results_dir: path.relative(projectRoot(), d.dir) || d.dir,
+    results_dir: escapeHtml(path.relative(projectRoot(), d.dir) || d.dir),
     date: today(),
   });
 }
@@ -182,7 +187,8 @@ export function sweepRequest(o: Pick<ReportOptions, 'data' | 'model' | 'epochs' 
     backend, compute_threads: defaultComputeThreads(backend, process.env, o.model), batch_size: DEFAULTS.batchSize,
   };
   const data = o.data === 'embedded' ? 'embedded' : path.resolve(o.data);
-  const study = { data, model: o.model, epochs: o.epochs, workers: o.workers, limit: o.limit ?? null };
+  // The data by its content too: a folder whose files changed is measured anew.
+  const study = { data, content: fingerprintOf({ data: o.data, download: false }) ?? null, model: o.model, epochs: o.epochs, workers: o.workers, limit: o.limit ?? null };
   const hash = crypto.createHash('sha256').update(JSON.stringify({ study, expect })).digest('hex').slice(0, 10);
   const readable = [path.basename(data), o.model, `e${o.epochs}`, `w${o.workers.join('-')}`, ...(o.limit ? [`n${o.limit}`] : [])].join('_');
   return { key: `${readable}_${hash}`, expect };
@@ -234,10 +240,17 @@ export async function buildReports(o: ReportOptions): Promise<{ architecture: st
   o.log(`Chromium: ${chromium.path} (${chromium.source})`);
   const resultsDir = await ensureResults(o);
   const t0 = performance.now();
+  const sweep = readSweep(resultsDir);
+  // Both PDFs describe one model: the sweep's.
+  if (o.results && o.modelGiven && sweep.config.model !== o.model) {
+    throw new UserError(`--model ${o.model}, but the sweep in ${o.results} trained ${sweep.config.model}: both PDFs must describe one model; ` +
+      `use --model ${sweep.config.model} (or leave --model out), or a sweep of ${o.model}`);
+  }
+  const model = o.results ? sweep.config.model : o.model;
+  if (!MODELS[model]) throw new UserError(`${resultsDir}: its runs trained '${model}', a model this version does not know`);
   await initBackend('cpu'); // building a model for its facts needs no speed
   const architecture = path.join(o.out, 'architecture.pdf');
-  const archMd = architectureMarkdown(o.model);
-  const sweep = readSweep(resultsDir);
+  const archMd = architectureMarkdown(model);
   const a = analyse(sweep);
   const timelineFig = timelineFigure(sweep);
   const [lines, epochs, waits, accuracy, loss, timeline] = await renderSvgs([
@@ -259,7 +272,7 @@ export async function buildReports(o: ReportOptions): Promise<{ architecture: st
   for (const sig of signals) process.on(sig, stop);
   o.log(`Rendering ${architecture} and ${profiling}`);
   try {
-    await renderPdf(archMd, architecture, `${o.model}: architecture`, chromium);
+    await renderPdf(archMd, architecture, `${model}: architecture`, chromium);
     writeFileAtomic(path.join(o.out, 'architecture.md'), archMd); // after its PDF: never a source newer than the PDF it made
     await renderPdf(profMd, profiling, `MNIST line profile: ${sweep.workers.join(' vs ')} workers`, chromium);
     writeFileAtomic(path.join(o.out, 'profiling.md'), profMd);

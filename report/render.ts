@@ -4,6 +4,7 @@
  * server open forever, so rendering has a hard time limit; the CLI exits on failure.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { mdToPdf } from 'md-to-pdf';
 import type { Browser } from './chromium';
@@ -21,41 +22,58 @@ svg { max-width: 100%; height: auto; } .figure { page-break-inside: avoid; margi
 .small { font-size: 8.5pt; color: #444; }
 `;
 
-/** Temporary PDFs being written now: removed if the process is stopped (see removeTemporaries). */
+/** Temporary PDFs and browser profiles in use now: removed if the process is stopped (see removeTemporaries). */
 const temporaries = new Set<string>();
 
-/** Removes the temporary files of renders in progress (on Ctrl-C: no half-written PDF is left). */
+/** Removes the temporary files and folders of renders in progress (on Ctrl-C: no half-written PDF, no browser profile is left). */
 export function removeTemporaries(): void {
-  for (const file of temporaries) fs.rmSync(file, { force: true });
+  for (const file of temporaries) fs.rmSync(file, { recursive: true, force: true });
   temporaries.clear();
+}
+
+/**
+ * A browser profile folder of our own for one launch, removed when done or stopped: puppeteer's
+ * own (puppeteer_dev_chrome_profile-*) is removed only by a browser.close() that a Ctrl-C skips.
+ */
+export async function withBrowserProfile<T>(use: (userDataDir: string) => Promise<T>): Promise<T> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnist-lab-chromium-'));
+  temporaries.add(dir);
+  try {
+    return await use(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    temporaries.delete(dir);
+  }
 }
 
 export async function renderPdf(markdown: string, dest: string, title: string, chromium: Browser, timeoutMs = 120_000): Promise<void> {
   fs.mkdirSync(path.dirname(dest), { recursive: true });
   const tmp = `${dest}.tmp-${process.pid}.pdf`;
   temporaries.add(tmp);
-  const render = mdToPdf({ content: markdown }, {
-    dest: tmp,
-    document_title: title,
-    css: CSS,
-    launch_options: { executablePath: chromium.path, args: chromium.args, headless: chromium.headless, timeout: timeoutMs },
-    pdf_options: {
-      format: 'A4', printBackground: true, displayHeaderFooter: true,
-      margin: { top: '16mm', bottom: '18mm', left: '14mm', right: '14mm' },
-      headerTemplate: '<span></span>',
-      footerTemplate: `<div style="font-size:8px;width:100%;text-align:center;color:#666;">${title} — page <span class="pageNumber"></span> of <span class="totalPages"></span></div>`,
-    },
+  await withBrowserProfile(async (userDataDir) => {
+    const render = mdToPdf({ content: markdown }, {
+      dest: tmp,
+      document_title: title,
+      css: CSS,
+      launch_options: { executablePath: chromium.path, args: chromium.args, headless: chromium.headless, timeout: timeoutMs, userDataDir },
+      pdf_options: {
+        format: 'A4', printBackground: true, displayHeaderFooter: true,
+        margin: { top: '16mm', bottom: '18mm', left: '14mm', right: '14mm' },
+        headerTemplate: '<span></span>',
+        footerTemplate: `<div style="font-size:8px;width:100%;text-align:center;color:#666;">${title} — page <span class="pageNumber"></span> of <span class="totalPages"></span></div>`,
+      },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`rendering ${path.basename(dest)} took longer than ${timeoutMs / 1000} s (Chromium at ${chromium.path})`)), timeoutMs);
+    });
+    try {
+      await Promise.race([render, timeout]);
+      fs.renameSync(tmp, dest);
+    } finally {
+      clearTimeout(timer);
+      fs.rmSync(tmp, { force: true });
+      temporaries.delete(tmp);
+    }
   });
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`rendering ${path.basename(dest)} took longer than ${timeoutMs / 1000} s (Chromium at ${chromium.path})`)), timeoutMs);
-  });
-  try {
-    await Promise.race([render, timeout]);
-    fs.renameSync(tmp, dest);
-  } finally {
-    clearTimeout(timer);
-    fs.rmSync(tmp, { force: true });
-    temporaries.delete(tmp);
-  }
 }

@@ -3,9 +3,11 @@
  * the embedded default, a folder of IDX files, or the official files downloaded.
  * After loading, every source is the same `Dataset`.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors';
+import { checkFolder, isSymlink } from '../util/path-checks';
 import { dataRoot } from '../util/paths';
 import { downloadMnist } from './download';
 import { ensureEmbeddedIdx, EMBEDDED_NOTE } from './embedded';
@@ -31,6 +33,22 @@ export interface Dataset {
   test: Split;
   /** What the user should know about this data (printed at the start of a run). */
   note: string;
+  /** The content's identity: a hash of the four files' names, sizes and bytes (dataFingerprint); the same files anywhere give the same. */
+  fingerprint?: string;
+}
+
+/**
+ * The identity of a data folder's content: SHA-256 (first 16 hex digits) over each of the four
+ * files' name, size and bytes. A folder whose files changed is other data under the same name.
+ */
+export function dataFingerprint(dir: string): string {
+  const hash = crypto.createHash('sha256');
+  for (const base of Object.values(MNIST_FILES)) {
+    const file = findIdxFile(dir, base);
+    const bytes = fs.readFileSync(file);
+    hash.update(`${path.basename(file)}\0${bytes.length}\0`).update(bytes);
+  }
+  return hash.digest('hex').slice(0, 16);
 }
 
 /**
@@ -61,11 +79,12 @@ function readSplit(dir: string, imagesBase: string, labelsBase: string): Split {
 
 /** Reads a folder holding the four standard IDX files, each optionally gzipped. */
 export function loadFolder(dir: string): Dataset {
-  if (!fs.existsSync(dir)) throw new UserError(`${dir}: data folder does not exist`);
-  if (!fs.statSync(dir).isDirectory()) throw new UserError(`${dir}: not a folder (--data expects a folder of IDX files)`);
+  // A link (even a broken or looping one) is there: checkFolder names what is wrong with it.
+  if (!fs.existsSync(dir) && !isSymlink(dir)) throw new UserError(`${dir}: data folder does not exist`);
+  checkFolder('--data', dir);
   const train = readSplit(dir, MNIST_FILES.trainImages, MNIST_FILES.trainLabels);
   const test = readSplit(dir, MNIST_FILES.testImages, MNIST_FILES.testLabels);
-  return { name: dir, train, test, note: `folder ${dir}: ${train.count} training and ${test.count} test images` };
+  return { name: dir, train, test, note: `folder ${dir}: ${train.count} training and ${test.count} test images`, fingerprint: dataFingerprint(dir) };
 }
 
 /** The embedded default (built into data/embedded on first use). */
@@ -88,6 +107,16 @@ export function limitTrain(data: Dataset, limit: number | undefined): Dataset {
 
 /** Where a run's data comes from: `--data` (embedded or a folder), `--download`, `--limit`. */
 export interface DataChoice { data: string; download: boolean; limit?: number }
+
+/** The content fingerprint of the data the options name, without loading it; undefined where there is none yet (a folder to be downloaded or missing). */
+export function fingerprintOf(choice: Pick<DataChoice, 'data' | 'download'>): string | undefined {
+  const dir = choice.download ? path.join(dataRoot(), 'mnist') : choice.data === 'embedded' ? ensureEmbeddedIdx(path.join(dataRoot(), 'embedded')) : choice.data;
+  try {
+    return dataFingerprint(dir);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Loads the data set named by the options (embedded, a folder, or downloaded). */
 export async function loadData(choice: DataChoice, log: (s: string) => void): Promise<Dataset> {

@@ -45,14 +45,41 @@ export function mirrorsFromEnv(): string[] {
   return env ? env.split(',').map((m) => m.trim()).filter(Boolean) : DEFAULT_MIRRORS;
 }
 
+/**
+ * An abort signal for one request: fired by `stop`, or when nothing arrived for `timeoutMs`
+ * (`touch()` restarts the wait at each chunk). A timer of our own, cleared by `done()`:
+ * AbortSignal.timeout joined with AbortSignal.any stops firing after a garbage collection
+ * (Node issue 57736), which left a silent mirror hanging the download for good.
+ */
+function requestSignal(timeoutMs: number, stop: AbortSignal) {
+  const controller = new AbortController();
+  const onStop = () => controller.abort(stop.reason);
+  stop.addEventListener('abort', onStop, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  const touch = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => controller.abort(new Error(`timed out: nothing received for ${timeoutMs / 1000} s`)), timeoutMs);
+  };
+  touch();
+  const done = () => {
+    clearTimeout(timer);
+    stop.removeEventListener('abort', onStop);
+  };
+  return { signal: controller.signal, touch, done };
+}
+
 async function fetchTo(url: string, dest: string, expectedMd5: string, timeoutMs: number, stop: AbortSignal): Promise<void> {
   const tmp = `${dest}.part-${process.pid}`;
+  const request = requestSignal(timeoutMs, stop);
   try {
-    const res = await fetch(url, { signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), stop]) });
+    const res = await fetch(url, { signal: request.signal });
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status} ${res.statusText}`);
     const hash = crypto.createHash('md5');
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
-    body.on('data', (chunk: Buffer) => hash.update(chunk));
+    body.on('data', (chunk: Buffer) => {
+      request.touch();
+      hash.update(chunk);
+    });
     // Opened here, not by the stream: a stream opens its file asynchronously, so a body failing at
     // once (a truncated mirror) could create the file after the catch below removed it.
     await pipeline(body, fs.createWriteStream(tmp, { fd: fs.openSync(tmp, 'w') }));
@@ -61,8 +88,11 @@ async function fetchTo(url: string, dest: string, expectedMd5: string, timeoutMs
     fs.renameSync(tmp, dest);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    const e = err as Error & { cause?: Error };
+    // An abort rejects with a generic AbortError; the reason (a timeout, a stop) says what happened.
+    const e = (request.signal.aborted && request.signal.reason instanceof Error ? request.signal.reason : err) as Error & { cause?: Error };
     throw new Error(e.cause?.message ? `${e.message}: ${e.cause.message}` : e.message);
+  } finally {
+    request.done();
   }
 }
 

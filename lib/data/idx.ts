@@ -23,8 +23,11 @@ export function maybeGunzip(bytes: Buffer, file: string): Buffer {
     try {
       return zlib.gunzipSync(bytes);
     } catch (err) {
-      throw new UserError(`${file}: corrupt gzip data (${(err as Error).message}); ` +
-        'the file is probably truncated: download it again');
+      // zlib tells the two apart: the stream ended early (Z_BUF_ERROR: truncated), or its bytes are wrong (a checksum or data error: damaged).
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'Z_BUF_ERROR' ? 'the file ends before its gzip stream does: it is truncated'
+        : 'its compressed bytes are damaged (a wrong checksum or invalid data), though the file is complete';
+      throw new UserError(`${file}: corrupt gzip data (${(err as Error).message}): ${why}; download it again`);
     }
   }
   return bytes;

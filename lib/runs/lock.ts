@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../util/errors';
+import { TEMPORARY_NAME } from '../util/path-checks';
 import { writeError } from '../util/files';
 
 export const LOCK_FILE = '.lock';
@@ -18,6 +19,18 @@ const REFRESH_MS = 20_000;
 const STALE_MS = 120_000;
 
 export interface LockHolder { pid: number; host: string; since: string; command: string }
+
+/**
+ * Removes what interrupted writes left in `dir` (a kill -9 while last.ckpt was written leaves its
+ * 31 MB temporary): with the folder's lock held, no other process writes there, so every
+ * temporary not of this process is stale.
+ */
+function removeStaleTemporaries(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    const m = TEMPORARY_NAME.exec(name);
+    if (m && Number(m[1].split('-')[1]) !== process.pid) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
+}
 
 function alive(pid: number): boolean {
   try {
@@ -71,6 +84,7 @@ export class FolderLock {
       try {
         fs.mkdirSync(dir, { recursive: true });
         fs.writeFileSync(file, JSON.stringify(me) + '\n', { flag: 'wx' });
+        removeStaleTemporaries(dir);
         return new FolderLock(file);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw writeError(err, file);

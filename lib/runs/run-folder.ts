@@ -28,6 +28,7 @@ import { readJsonFile, readJsonLines } from '../util/jsonl';
 import { FolderLock } from './lock';
 import type { MachineInfo } from '../util/machine';
 import { UserError } from '../util/errors';
+import { foreignEntries } from '../util/path-checks';
 
 export const RUN_FILES = {
   config: 'config.json',
@@ -74,7 +75,8 @@ export interface RunConfig {
   compute_threads: number;
   machine: MachineInfo;
   versions: Record<string, string>;
-  data: { name: string; train: number; test: number; note: string };
+  /** `fingerprint`: the content's hash (dataFingerprint); absent in runs recorded before it was kept. */
+  data: { name: string; train: number; test: number; note: string; fingerprint?: string };
 }
 
 export interface EpochMetrics {
@@ -130,6 +132,23 @@ export class RunFolder {
     return fs.existsSync(this.file(name));
   }
 
+  /**
+   * What the folder holds that no run writes: files of the user's own, or a config.json that is
+   * not a run's. [] for a missing or empty folder, or a run's (a new run must not replace them).
+   */
+  foreignContents(): string[] {
+    const own = new Set<string>(Object.values(RUN_FILES));
+    const foreign = foreignEntries(this.dir, (name) => own.has(name));
+    if (this.isRun) {
+      try {
+        this.readConfig();
+      } catch {
+        foreign.unshift(`${RUN_FILES.config} (not a run's config)`);
+      }
+    }
+    return foreign;
+  }
+
   /** Whether the folder holds a run (its config.json). */
   get isRun(): boolean {
     return this.has('config');
@@ -183,7 +202,12 @@ export class RunFolder {
 
   /** The finished epochs' metrics (a divergence line is not an epoch). */
   readMetrics(): EpochMetrics[] {
-    return readJsonLines<EpochMetrics | DivergenceRecord>(this.file('metrics')).filter((m): m is EpochMetrics => !('diverged' in m));
+    const metrics = readJsonLines<EpochMetrics | DivergenceRecord>(this.file('metrics')).filter((m): m is EpochMetrics => !('diverged' in m));
+    const bad = metrics.findIndex((m) => !Number.isSafeInteger(m.epoch) || typeof m.test_accuracy !== 'number' || typeof m.train_loss !== 'number');
+    if (bad >= 0) {
+      throw new UserError(`${this.file('metrics')}: epoch record ${bad + 1} lacks its epoch, accuracy or loss (${JSON.stringify(metrics[bad]).slice(0, 60)}): the file is damaged`);
+    }
+    return metrics;
   }
 
   /** Where the run's loss became NaN or infinite, if it did. */
@@ -311,6 +335,33 @@ function sameValue(option: IdentityOption, run: unknown, asked: unknown): boolea
   }
   if (option === 'download' || option === 'profile') return Boolean(run) === Boolean(asked);
   return (run ?? null) === (asked ?? null);
+}
+
+/**
+ * The options that make two runs one study (the worker study varies only --workers): what a
+ * sweep's runs must share. The data is compared by content where both runs recorded it.
+ */
+export const STUDY_OPTIONS = IDENTITY_OPTIONS.filter((k) => !['workers', 'profile', 'download'].includes(k));
+
+/**
+ * How two runs' study options differ ("--model: net vs fc"); the data by its content fingerprint
+ * where both have one. `conditions: false` leaves out the backend and compute threads, which a
+ * sweep's runs may differ in when made apart (a Slurm array's tasks get CPUs of their own): the
+ * report flags those as conditions instead.
+ */
+export function studyDifferences(a: RunConfig, b: RunConfig, conditions = true): { flag: string; a: unknown; b: unknown }[] {
+  const [ia, ib] = [runIdentity(a), runIdentity(b)];
+  const out: { flag: string; a: unknown; b: unknown }[] = [];
+  for (const k of STUDY_OPTIONS) {
+    if (!conditions && (k === 'backend' || k === 'computeThreads')) continue;
+    if (k === 'data' && a.data.fingerprint && b.data.fingerprint) {
+      if (a.data.fingerprint !== b.data.fingerprint) out.push({ flag: '--data (content)', a: `${a.data.name} [${a.data.fingerprint}]`, b: `${b.data.name} [${b.data.fingerprint}]` });
+    } else if (!sameValue(k, ia[k], ib[k])) {
+      out.push({ flag: flagOf(k), a: ia[k], b: ib[k] });
+    }
+  }
+  if (a.options.epochs !== b.options.epochs) out.push({ flag: '--epochs', a: a.options.epochs, b: b.options.epochs });
+  return out;
 }
 
 export interface IdentityDifference { option: IdentityOption; flag: string; run: unknown; asked: unknown }

@@ -22,7 +22,12 @@ import { UserError } from '../util/errors';
 import { writeFileAtomic } from '../util/files';
 import { FolderLock } from './lock';
 import { projectRoot } from '../util/paths';
-import { LoopWaits, RUN_FILES, RunFolder } from './run-folder';
+import { LoopWaits, RUN_FILES, RunConfig, RunFolder, studyDifferences } from './run-folder';
+import { autoBackendName } from '../engine/backend';
+import { fingerprintOf } from '../data/dataset';
+import { parseTrainArgs } from '../training/cli';
+import { defaultComputeThreads } from '../training/data-parallel';
+import { foreignEntries, someNames } from '../util/path-checks';
 
 export interface SweepOptions {
   workers: number[];
@@ -99,6 +104,63 @@ export function conditionDifferences(runs: Provenance[]): string[] {
   }
   return out;
 }
+
+/** The worker counts whose run folders a sweep folder holds (runs/w<N>), ascending. */
+export function sweepWorkerCounts(out: string): number[] {
+  const runs = path.join(out, 'runs');
+  if (!fs.existsSync(runs)) return [];
+  return fs.readdirSync(runs).filter((d) => /^w\d+$/.test(d)).map((d) => Number(d.slice(1))).sort((a, b) => a - b);
+}
+
+/** What a sweep folder holds besides what sweeps write (runs/, the gathered tables, logs): the user's own files. */
+const SWEEP_FILE = /^(runs|epochs\.csv|lines\.csv|threads\.csv|lines-by-workers\.csv|machine\.json|(train-w\d+\.log)|((line-profile|loop-waits|trace)-w\d+\.(txt|json)))$/;
+
+/**
+ * The study the training arguments ask for, as a run's config would record it (backend and
+ * compute threads as they would resolve here), to hold against the runs a sweep folder has.
+ */
+function requestedStudy(trainArgs: string[]): RunConfig {
+  const asked = parseTrainArgs(trainArgs);
+  const backend = asked.backend === 'auto' ? autoBackendName() : asked.backend;
+  return {
+    options: asked, backend: asked.backend, engine: '', backend_line: '', machine: undefined!, versions: {},
+    compute_threads: asked.computeThreads ?? defaultComputeThreads(backend, process.env, asked.model),
+    data: { name: asked.download ? 'download' : asked.data, train: 0, test: 0, note: '', fingerprint: fingerprintOf(asked) },
+  };
+}
+
+/**
+ * A sweep folder holds one study: a request whose settings differ from a run already in it
+ * (another model, data, limit, batch size, optimizer, backend, compute threads; fewer epochs
+ * than a run has done) is refused naming each difference, before anything is trained; so are
+ * files of the user's own in the folder.
+ */
+export function checkOneStudy(out: string, trainArgs: string[]): void {
+  const foreign = foreignEntries(out, (name) => SWEEP_FILE.test(name));
+  if (foreign.length) {
+    throw new UserError(`--out ${out} holds files that are not a worker study's (${someNames(foreign)}): nothing was written; ` +
+      'choose an empty or new folder for the study');
+  }
+  const runs = sweepWorkerCounts(out).map((w) => ({ w, run: runFolder(out, w) })).filter(({ run }) => run.isRun);
+  if (!runs.length) return;
+  const asked = requestedStudy(trainArgs);
+  const lines: string[] = [];
+  for (const { w, run } of runs) {
+    const config = run.readConfig();
+    const done = run.readMetrics().length;
+    for (const d of studyDifferences(config, asked)) {
+      if (d.flag === '--epochs' && asked.options.epochs >= done) continue; // more epochs continue every run alike
+      lines.push(`  ${d.flag}: the run with ${workerWord(w)} has ${d.flag === '--epochs' ? `${done} done` : show(d.a)}, asked for ${show(d.b)}`);
+    }
+  }
+  if (lines.length) {
+    throw new UserError(`--out ${out} holds a study made with other settings than asked for:\n${lines.join('\n')}\n` +
+      'A sweep folder holds one study: use another --out for this one, or --fresh to replace the runs in it.');
+  }
+}
+
+const workerWord = (w: number) => `${w} worker${w === 1 ? '' : 's'}`;
+const show = (v: unknown) => (v === null || v === undefined ? 'not set' : String(v));
 
 /** The run folder of one worker count in a sweep. */
 export const runFolder = (out: string, workers: number) => new RunFolder(path.join(out, 'runs', `w${workers}`));
@@ -226,6 +288,12 @@ export function gatherSweep(out: string, workers: number[]): SweepTables {
 export async function runSweep(options: SweepOptions): Promise<SweepTables> {
   const lock = FolderLock.acquire(options.out, 'sweep folder');
   try {
+    if (options.fresh) {
+      // Every run goes, not only the requested worker counts': the folder then holds this study alone.
+      for (const w of sweepWorkerCounts(options.out)) fs.rmSync(runFolder(options.out, w).dir, { recursive: true, force: true });
+    } else {
+      checkOneStudy(options.out, options.trainArgs);
+    }
     for (const w of options.workers) await trainOnce(options, w);
     return gatherSweep(options.out, options.workers);
   } finally {
@@ -285,9 +353,8 @@ function withTags(run: RunFolder, rows: SweepLine[]): SweepLine[] {
 
 /** Reads a sweep folder written by `npm run profile` (or `npm run report`). */
 export function readSweep(dir: string): SweepData {
-  const runs = path.join(dir, 'runs');
-  if (!fs.existsSync(runs)) throw new UserError(`${dir}: no runs/ folder: not a sweep written by npm run profile`);
-  const workers = fs.readdirSync(runs).filter((d) => /^w\d+$/.test(d)).map((d) => Number(d.slice(1))).sort((a, b) => a - b);
+  if (!fs.existsSync(path.join(dir, 'runs'))) throw new UserError(`${dir}: no runs/ folder: not a sweep written by npm run profile`);
+  const workers = sweepWorkerCounts(dir);
   if (workers.length < 2) throw new UserError(`${dir}: a sweep needs runs for at least two worker counts, found ${workers.length}`);
   const data: SweepData = {
     dir, workers, epochs: [], lines: [], workerLines: [], threads: [], timelines: {}, waits: [], provenance: [], differences: [], config: undefined!, texts: {},
@@ -321,6 +388,14 @@ export function readSweep(dir: string): SweepData {
       backend: c.backend, engine: c.engine, backendLine: c.backend_line, data: c.data.name, note: c.data.note, train: c.data.train, test: c.data.test,
       epochs: c.options.epochs, batchSize: c.options.batchSize, model: c.options.model,
     };
+  }
+  // One study: the runs' settings other than the worker count are the same (the conditions they ran under are compared below).
+  const configs = workers.map((w) => runFolder(dir, w).readConfig());
+  const mixed = configs.slice(1).flatMap((c, i) => studyDifferences(configs[0], c, false).map((d) =>
+    `  ${d.flag}: ${show(d.a)} (${workerWord(workers[0])}) vs ${show(d.b)} (${workerWord(workers[i + 1])})`));
+  if (mixed.length) {
+    throw new UserError(`${dir}: its runs belong to different studies, which one report cannot compare:\n${mixed.join('\n')}\n` +
+      'Rerun the sweep into a folder of its own (npm run profile -- --out NEW ...), or with --fresh');
   }
   const epochSets = new Set(workers.map((w) => data.epochs.filter((e) => e.workers === w).map((e) => e.epoch).join(',')));
   if (epochSets.size > 1) {

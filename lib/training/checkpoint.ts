@@ -58,6 +58,27 @@ export async function saveCheckpoint(file: string, model: tf.LayersModel, optimi
   writeFileAtomic(file, Buffer.concat([Buffer.from(MAGIC), len, header, Buffer.alloc(pad, 0x20), ...chunks]));
 }
 
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** What makes a parsed header unusable (valid JSON of another shape: null, {}, offsets out of line); undefined when it is usable. */
+function headerProblem(h: unknown): string | undefined {
+  if (!h || typeof h !== 'object' || Array.isArray(h)) return `expected an object, got ${h === null ? 'null' : Array.isArray(h) ? 'an array' : typeof h}`;
+  const header = h as Partial<CheckpointMeta & { tensors: unknown }>;
+  if (!isCount(header.epoch)) return 'no epoch number';
+  if (typeof header.testAccuracy !== 'number' || typeof header.bestAccuracy !== 'number') return 'no accuracies';
+  if (!header.config || typeof header.config !== 'object') return 'no config';
+  if (!Array.isArray(header.tensors) || !header.tensors.length) return 'no list of tensors';
+  for (const [i, t] of (header.tensors as Partial<StoredTensor>[]).entries()) {
+    const what = `tensor ${i + 1}`;
+    if (!t || typeof t !== 'object' || typeof t.name !== 'string') return `${what} has no name`;
+    if (!Array.isArray(t.shape) || !t.shape.every(isCount)) return `${what} (${t.name}) has no valid shape`;
+    if (t.dtype !== 'float32' && t.dtype !== 'int32') return `${what} (${t.name}) has dtype ${String(t.dtype)}, expected float32 or int32`;
+    if (!isCount(t.offset) || t.offset % 4 !== 0) return `${what} (${t.name}) has offset ${String(t.offset)}, expected a multiple of 4 >= 0`;
+    if (!isCount(t.length) || t.length !== t.shape.reduce((a, b) => a * b, 1)) return `${what} (${t.name}) has length ${String(t.length)}, its shape holds ${t.shape.reduce((a, b) => a * b, 1)}`;
+  }
+  return undefined;
+}
+
 export function loadCheckpoint(file: string): Checkpoint {
   let bytes: Buffer;
   try {
@@ -77,6 +98,8 @@ export function loadCheckpoint(file: string): Checkpoint {
   } catch {
     throw damaged('its header is not valid JSON');
   }
+  const shapeProblem = headerProblem(header);
+  if (shapeProblem) throw damaged(`its header is not a checkpoint's: ${shapeProblem}`);
   const dataStart = start + headerLen;
   if (header.checksum) {
     const actual = crypto.createHash('sha256').update(bytes.subarray(dataStart)).digest('hex');
@@ -87,7 +110,10 @@ export function loadCheckpoint(file: string): Checkpoint {
   const weights: tf.Tensor[] = [];
   const optimizer: NamedTensor[] = [];
   for (const t of header.tensors) {
-    if (t.offset + t.length * 4 > aligned.length) throw new UserError(`${file}: truncated checkpoint (tensor ${t.name})`);
+    if (t.offset + t.length * 4 > aligned.length) {
+      tf.dispose([...weights, ...optimizer.map((o) => o.tensor)]);
+      throw new UserError(`${file}: truncated checkpoint (tensor ${t.name})`);
+    }
     const values = t.dtype === 'int32'
       ? new Int32Array(aligned.buffer, t.offset, t.length)
       : new Float32Array(aligned.buffer, t.offset, t.length);
@@ -97,4 +123,20 @@ export function loadCheckpoint(file: string): Checkpoint {
   }
   const { tensors: _, checksum: __, ...meta } = header;
   return { ...meta, weights, optimizer };
+}
+
+/** A checkpoint of another model, or of other shapes, is refused with both named. */
+export function checkFits(ckpt: Checkpoint, file: string, name: string, model: tf.LayersModel, expects = 'this run trains'): void {
+  const saved = String(ckpt.config.model ?? name);
+  const shapes = model.weights.map((w) => w.shape.join('x'));
+  const stored = ckpt.weights.map((w) => w.shape.join('x'));
+  if (saved !== name || shapes.join() !== stored.join()) {
+    tf.dispose([...ckpt.weights, ...ckpt.optimizer.map((o) => o.tensor)]);
+    // Shapes only: tfjs's own message for a mismatch prints every value of the tensors (kilobytes).
+    const first = shapes.findIndex((s, i) => s !== stored[i]);
+    const where = first >= 0 && first < Math.max(shapes.length, stored.length)
+      ? `; weight ${first + 1} is ${stored[first] ?? 'missing'} in the file, ${shapes[first] ?? 'not in the model'} in the model` : '';
+    throw new UserError(`${file}: a checkpoint of model '${saved}' (${stored.length} weights: ${stored.slice(0, 3).join(', ')}…), ` +
+      `but ${expects} '${name}' (${shapes.length} weights: ${shapes.slice(0, 3).join(', ')}…)${where}`);
+  }
 }

@@ -1,4 +1,5 @@
 /** The training options (`npm run train`'s flags), their defaults, and the checks made before a run starts. */
+import os from 'node:os';
 import type { BackendRequest } from '../engine/backend';
 import { UserError } from '../util/errors';
 import { slurmCpus } from '../util/machine';
@@ -57,4 +58,21 @@ export function checkWorkersAgainstSlurm(workers: number, allowOversubscribe = f
   throw new UserError(`--workers ${workers} is more than the ${cpus} CPU${cpus === 1 ? '' : 's'} Slurm allocated to this job ` +
     `(SLURM_CPUS_PER_TASK=${cpus}). Ask for them (sbatch --cpus-per-task=${workers}), use --workers ${cpus}, ` +
     'or pass --allow-oversubscribe to run anyway.');
+}
+
+/**
+ * One warning line per option that would otherwise be ignored or misleading without a word: an
+ * option the chosen optimizer does not use, more loader workers than this machine's CPUs (inside
+ * a Slurm job that is refused instead, by checkWorkersAgainstSlurm).
+ */
+export function optionWarnings(o: Pick<TrainOptions, 'optimizer' | 'momentum' | 'workers'>, env = process.env, cpus = os.availableParallelism()): string[] {
+  const warnings: string[] = [];
+  if (o.momentum > 0 && o.optimizer !== 'sgd') {
+    warnings.push(`Warning: --momentum ${o.momentum} is not used by --optimizer ${o.optimizer} (only sgd takes a momentum): ignored`);
+  }
+  if (slurmCpus(env) === undefined && o.workers > cpus) {
+    warnings.push(`Warning: --workers ${o.workers} is more than the ${cpus} CPU${cpus === 1 ? '' : 's'} this process can use: ` +
+      'the loader workers share them with each other and with the compute threads, so a worker study measures that contention');
+  }
+  return warnings;
 }

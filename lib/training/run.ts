@@ -16,15 +16,16 @@ import { isProfiling, ProfileSession, recordSpan } from '../profiling';
 import { EpochMetrics, identityDifferences, RunConfig, RunFolder } from '../runs/run-folder';
 import { UserError } from '../util/errors';
 import { writeError } from '../util/files';
+import { checkFolder, someNames } from '../util/path-checks';
 import { machineInfo, tfjsVersions } from '../util/machine';
 import { runsRoot, timestampName } from '../util/paths';
 import { rng } from '../util/random';
-import { Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint';
+import { Checkpoint, checkFits, loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { DataParallel, checkComputeThreads, defaultComputeThreads } from './data-parallel';
 import { DivergedError, trainEpoch } from './epoch';
 import { testLogLine, TestResult } from './evaluate';
 import { createOptimizer, learningRateAt, setLearningRate } from './optim';
-import { checkWorkersAgainstSlurm, TrainOptions } from './options';
+import { checkWorkersAgainstSlurm, optionWarnings, TrainOptions } from './options';
 import { Progress, createProgress } from './progress';
 
 export interface RunResult {
@@ -67,6 +68,15 @@ async function train(given: TrainOptions, progress: Progress, stop: AbortSignal,
   const options = given.resume ? resumedOptions(given) : given;
   if (!given.resume) checkWorkersAgainstSlurm(options.workers, options.allowOversubscribe);
   const folder = given.resume ? new RunFolder(given.resume) : newRunFolder(options.out);
+  if (given.resume) {
+    // A finished run asked for no more epochs: nothing to train, and nothing in its folder is rewritten.
+    const metrics = folder.readMetrics();
+    if (metrics.length >= options.epochs) {
+      progress.line(`${folder.dir} has all ${options.epochs} epochs already (${folder.describe()}): nothing to train. ` +
+        `Raise --epochs (e.g. --epochs ${options.epochs + 1}) to continue it.`);
+      return { outDir: folder.dir, metrics, backend: folder.readConfig().backend };
+    }
+  }
   const lock = folder.lock();
   try {
     if (!given.resume) refuseExistingRun(folder, options.out);
@@ -79,6 +89,7 @@ async function train(given: TrainOptions, progress: Progress, stop: AbortSignal,
 async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progress, stop: AbortSignal, stoppedBy: () => string): Promise<RunResult> {
   const backend = await initBackend(options.backend);
   progress.line(backend.line);
+  for (const warning of optionWarnings(options)) progress.line(warning);
   const data = await loadData(options, (s) => progress.line(s));
   progress.line(`Data: ${data.note}`);
   if (options.batchSize > data.train.count) {
@@ -197,7 +208,7 @@ async function saveOrExplain(folder: RunFolder, which: 'lastCheckpoint' | 'bestC
  * --epochs may be raised, and the log interval changed.
  */
 function resumedOptions(given: TrainOptions): TrainOptions {
-  const folder = new RunFolder(given.resume!);
+  const folder = new RunFolder(checkFolder('--resume', given.resume!, { write: true }));
   if (given.out && path.resolve(given.out) !== folder.dir) {
     throw new UserError(`--out ${given.out} and --resume ${given.resume} name different folders: a resumed run continues in its own folder`);
   }
@@ -214,6 +225,12 @@ function resumedOptions(given: TrainOptions): TrainOptions {
       differences.map((d) => `  ${d.flag}: the run has ${show(d.run)}, asked for ${show(d.asked)}`).join('\n') +
       `\nDrop ${differences.length === 1 ? 'that option' : 'those options'} to continue the run as it was, or start a new run with another --out.`);
   }
+  // The planned epochs may be raised, or lowered to no fewer than those done: a run's records never outnumber its plan.
+  const done = folder.readMetrics().length;
+  if (isGiven('epochs') && given.epochs < done) {
+    throw new UserError(`--resume ${given.resume} --epochs ${given.epochs}: the run has done ${done} epoch${done === 1 ? '' : 's'} already ` +
+      `(${folder.describe()}); --epochs can be raised (e.g. --epochs ${Math.max(done, saved.epochs) + 1}), never set below the epochs done`);
+  }
   return {
     ...saved, computeThreads: config.compute_threads, backend: config.backend as TrainOptions['backend'],
     epochs: isGiven('epochs') ? given.epochs : saved.epochs, logInterval: isGiven('logInterval') ? given.logInterval : saved.logInterval,
@@ -224,8 +241,13 @@ function resumedOptions(given: TrainOptions): TrainOptions {
 /** The folder of a new run: --out, or a new runs/<timestamp> (made exclusively: two runs started in the same second get two). */
 function newRunFolder(out: string | undefined): RunFolder {
   if (out) {
-    if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new UserError(`--out ${out}: this is a file; --out expects a folder`);
-    return new RunFolder(out);
+    const folder = new RunFolder(checkFolder('--out', out, { write: true, create: true }));
+    const foreign = folder.foreignContents();
+    if (foreign.length) {
+      throw new UserError(`--out ${out} holds files that are not a run of this lab (${someNames(foreign)}): nothing was written; ` +
+        'choose an empty or new folder for the run');
+    }
+    return folder;
   }
   const base = path.join(runsRoot(), timestampName());
   try {
@@ -300,24 +322,12 @@ function bestCheckpointAdvice(folder: RunFolder): string {
   }
 }
 
-/** A checkpoint of another model, or of other shapes, is refused with both named. */
-function checkFits(ckpt: Checkpoint, file: string, name: string, model: tf.LayersModel): void {
-  const saved = String(ckpt.config.model ?? name);
-  const shapes = model.getWeights().map((w) => w.shape.join('x'));
-  const stored = ckpt.weights.map((w) => w.shape.join('x'));
-  if (saved !== name || shapes.join() !== stored.join()) {
-    tf.dispose([...ckpt.weights, ...ckpt.optimizer.map((o) => o.tensor)]);
-    throw new UserError(`${file}: a checkpoint of model '${saved}' (${stored.length} weights: ${stored.slice(0, 3).join(', ')}…), ` +
-      `but this run trains '${name}' (${shapes.length} weights: ${shapes.slice(0, 3).join(', ')}…)`);
-  }
-}
-
 function runConfig(options: TrainOptions, out: string, backend: BackendInfo, threads: number, data: Dataset): RunConfig {
   const { given: _, ...recorded } = options;
   return {
     options: { ...recorded, out }, started_at: new Date().toISOString(), backend: backend.name, engine: backend.engine, backend_line: backend.line,
     compute_threads: threads, machine: machineInfo(), versions: tfjsVersions(),
-    data: { name: data.name, train: data.train.count, test: data.test.count, note: data.note },
+    data: { name: data.name, train: data.train.count, test: data.test.count, note: data.note, fingerprint: data.fingerprint },
   };
 }
 

@@ -1,5 +1,5 @@
 /** Option parsers for the command-line tools: bad values name the value and what was expected. */
-import { InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 
 export function positiveInt(value: string): number {
   const n = Number(value);
@@ -41,4 +41,15 @@ export function workerCounts(value: string, min = 1): number[] {
     throw new InvalidArgumentError(`expected ${min > 1 ? `at least ${min} different ` : ''}worker counts separated by commas (e.g. 1,8), got '${value}'.`);
   }
   return counts;
+}
+
+/** The exit code of a bad option or argument, as every tool's --help says. */
+export const EXIT_USAGE = 2;
+
+/**
+ * A command-line program: commander's own, but a bad option or argument exits with 2 (commander
+ * uses 1, which the tools keep for internal errors); --help and --version still exit 0.
+ */
+export function command(name: string): Command {
+  return new Command(name).exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE));
 }

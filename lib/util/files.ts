@@ -7,25 +7,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { UserError } from './errors';
-
-const CAUSES: Record<string, string> = {
-  ENOSPC: 'no space left on the device',
-  EDQUOT: 'the disk quota is exceeded',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'the file system is read-only',
-  ENOTDIR: 'a part of the path is a file, not a folder',
-  EISDIR: 'the path is a folder',
-};
+import { FS_CAUSES, UserError } from './errors';
 
 const size = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1024))} KB`);
 
 /** A file-system refusal as a UserError naming the file, the size to be written and the cause; anything else as it is. */
 export function writeError(err: unknown, file: string, bytes?: number): Error {
   const code = (err as NodeJS.ErrnoException).code ?? '';
-  if (!(code in CAUSES)) return err as Error;
-  return new UserError(`cannot write ${file}${bytes !== undefined ? ` (${size(bytes)})` : ''}: ${CAUSES[code]} (${code})`);
+  if (!(code in FS_CAUSES)) return err as Error;
+  return new UserError(`cannot write ${file}${bytes !== undefined ? ` (${size(bytes)})` : ''}: ${FS_CAUSES[code]} (${code})`);
 }
 
 /** Writes a file atomically: a temporary name in the same folder, then a rename. */

@@ -43,6 +43,8 @@ describe('MNIST download', () => {
         bad[bad.length - 5] ^= 0xff;
         return void res.writeHead(200).end(bad);
       }
+      // 'silent': accept the request and never answer.
+      if (mode === 'silent') return;
       // 'slow': promise a large file, send its first bytes, then nothing.
       if (mode === 'slow') return void res.writeHead(200, { 'content-length': 10_000_000 }).write(body.subarray(0, 64));
       // 'truncated': promise the whole file, send half, then drop the connection.
@@ -96,6 +98,34 @@ describe('MNIST download', () => {
     assert.ok(Date.now() - started < 10_000);
   });
 
+  for (const mode of ['silent', 'slow']) {
+    it(`a ${mode} mirror times out even when garbage is collected meanwhile (Node issue 57736), and the next mirror is tried`, async () => {
+      // A process of its own, with --expose-gc: collections every 50 ms while the request waits.
+      const dir = tmpDir('download-timeout-');
+      const script = `
+        const { downloadMnist } = require(${JSON.stringify(path.join(projectRoot(), 'dist', 'lib', 'data', 'download.js'))});
+        const collecting = setInterval(() => globalThis.gc(), 50);
+        downloadMnist({ dir: ${JSON.stringify(dir)}, mirrors: [${JSON.stringify(`${base}/${mode}/`)}, ${JSON.stringify(`${base}/good/`)}],
+          md5: ${JSON.stringify(sums)}, timeoutMs: 800 })
+          .then(() => { clearInterval(collecting); console.log('done'); }, (e) => { clearInterval(collecting); console.log('failed: ' + e.message); process.exitCode = 2; });`;
+      const started = performance.now();
+      const child = spawn(process.execPath, ['--expose-gc', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (b) => (out += b));
+      child.stderr.on('data', (b) => (out += b));
+      const code = await new Promise((resolve) => {
+        const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        child.on('close', (c) => { clearTimeout(kill); resolve(c); });
+      });
+      const seconds = (performance.now() - started) / 1000;
+      assert.equal(code, 0, `exit ${code} after ${seconds.toFixed(1)} s: ${out}`);
+      assert.match(out, /done/);
+      // Four files, each waiting 0.8 s on the mirror that does not answer, then from the good one.
+      assert.ok(seconds < 20, `took ${seconds.toFixed(1)} s`);
+      assert.deepEqual(fs.readdirSync(dir).sort(), Object.keys(files).sort());
+    });
+  }
+
   it('Ctrl-C during a download stops within a second and removes the partial file', async () => {
     const data = tmpDir('download-stop-');
     const child = spawn(process.execPath, [path.join(projectRoot(), 'dist', 'bin', 'train.js'), '--download', '--epochs', '1'], {
@@ -104,6 +134,7 @@ describe('MNIST download', () => {
     let stderr = '';
     child.stderr.on('data', (b) => (stderr += b));
     const closed = new Promise((r) => child.on('close', r));
+    hits.length = 0; // this child's request, not an earlier test's
     for (let i = 0; i < 200 && !hits.some((h) => h.startsWith('slow/')); i++) await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 200)); // the first bytes are in the partial file
     const sent = performance.now();
