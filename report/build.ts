@@ -236,32 +236,26 @@ export async function ensureResults(o: ReportOptions): Promise<string> {
 
 export async function buildReports(o: ReportOptions): Promise<{ architecture: string; profiling: string }> {
   if (!MODELS[o.model]) throw new UserError(`unknown model '${o.model}'`);
+  // A --results sweep is read (and its faults named) before a browser is looked for.
+  const given = o.results ? readSweep(await ensureResults(o)) : undefined;
+  // Both PDFs describe one model: the sweep's.
+  if (given && o.modelGiven && given.config.model !== o.model) {
+    throw new UserError(`--model ${o.model}, but the sweep in ${o.results} trained ${given.config.model}: both PDFs must describe one model; ` +
+      `use --model ${given.config.model} (or leave --model out), or a sweep of ${o.model}`);
+  }
   const chromium = await findChromium();
   o.log(`Chromium: ${chromium.path} (${chromium.source})`);
-  const resultsDir = await ensureResults(o);
+  const resultsDir = given?.dir ?? await ensureResults(o);
   const t0 = performance.now();
-  const sweep = readSweep(resultsDir);
-  // Both PDFs describe one model: the sweep's.
-  if (o.results && o.modelGiven && sweep.config.model !== o.model) {
-    throw new UserError(`--model ${o.model}, but the sweep in ${o.results} trained ${sweep.config.model}: both PDFs must describe one model; ` +
-      `use --model ${sweep.config.model} (or leave --model out), or a sweep of ${o.model}`);
-  }
+  const sweep = given ?? readSweep(resultsDir);
   const model = o.results ? sweep.config.model : o.model;
   if (!MODELS[model]) throw new UserError(`${resultsDir}: its runs trained '${model}', a model this version does not know`);
   await initBackend('cpu'); // building a model for its facts needs no speed
   const architecture = path.join(o.out, 'architecture.pdf');
   const archMd = architectureMarkdown(model);
   const a = analyse(sweep);
-  const timelineFig = timelineFigure(sweep);
-  const [lines, epochs, waits, accuracy, loss, timeline] = await renderSvgs([
-    lineTimeFigure(sweep), epochTimeFigure(sweep), waitFigure(sweep, a.headerLine),
-    curveFigure(sweep, 'test_accuracy', 'Test accuracy per epoch', '%'), curveFigure(sweep, 'train_loss', 'Training loss per epoch', 'NLL'),
-    ...(timelineFig ? [timelineFig] : []),
-  ], chromium);
-  const noWaits = '<p class="small">No per-step waiting times in these results: they were recorded by an older version (rerun the sweep with --fresh).</p>';
-  const profMd = profilingMarkdown(sweep, { lines, epochs, waits: sweep.waits.length ? waits : noWaits, accuracy, loss, ...(timeline ? { timeline } : {}) });
   const profiling = path.join(o.out, 'profiling.pdf');
-  // Ctrl-C while rendering: no temporary file is left, and each PDF stays as it was or is whole.
+  // Ctrl-C while rendering (the charts or the PDFs): no temporary file is left, and each PDF stays as it was or is whole.
   const stop = (signal: NodeJS.Signals) => {
     removeTemporaries();
     process.stderr.write(`\nStopped by ${signal} while rendering: ${o.out} keeps the PDFs it had; run the same command again to render ` +
@@ -270,8 +264,16 @@ export async function buildReports(o: ReportOptions): Promise<{ architecture: st
   };
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
   for (const sig of signals) process.on(sig, stop);
-  o.log(`Rendering ${architecture} and ${profiling}`);
   try {
+    const timelineFig = timelineFigure(sweep);
+    const [lines, epochs, waits, accuracy, loss, timeline] = await renderSvgs([
+      lineTimeFigure(sweep), epochTimeFigure(sweep), waitFigure(sweep, a.headerLine),
+      curveFigure(sweep, 'test_accuracy', 'Test accuracy per epoch', '%'), curveFigure(sweep, 'train_loss', 'Training loss per epoch', 'NLL'),
+      ...(timelineFig ? [timelineFig] : []),
+    ], chromium);
+    const noWaits = '<p class="small">No per-step waiting times in these results: they were recorded by an older version (rerun the sweep with --fresh).</p>';
+    const profMd = profilingMarkdown(sweep, { lines, epochs, waits: sweep.waits.length ? waits : noWaits, accuracy, loss, ...(timeline ? { timeline } : {}) });
+    o.log(`Rendering ${architecture} and ${profiling}`);
     await renderPdf(archMd, architecture, `${model}: architecture`, chromium);
     writeFileAtomic(path.join(o.out, 'architecture.md'), archMd); // after its PDF: never a source newer than the PDF it made
     await renderPdf(profMd, profiling, `MNIST line profile: ${sweep.workers.join(' vs ')} workers`, chromium);

@@ -7,7 +7,7 @@ import { linesByWorkers, SweepData } from '../lib/runs/sweep';
 import { EPOCH_SPAN, mergeTimelines, Span, ThreadTimeline } from '../lib/profiling/trace';
 import { Figure, plotlySource } from '../lib/util/html';
 import type { Browser } from './chromium';
-import { withBrowserProfile } from './render';
+import { type BrowserFolders, withBrowserProfile } from './render';
 
 
 export const CHART_WIDTH = 560;
@@ -153,11 +153,11 @@ export function timelineFigure(d: SweepData, workers = [d.workers[0], d.workers[
 
 /** Renders figures to SVG strings with Plotly.toImage in one headless page. */
 export async function renderSvgs(figures: Figure[], chromium: Browser, timeoutMs = 60_000): Promise<string[]> {
-  return withBrowserProfile((userDataDir) => svgsIn(figures, chromium, timeoutMs, userDataDir));
+  return withBrowserProfile((folders) => svgsIn(figures, chromium, timeoutMs, folders));
 }
 
-async function svgsIn(figures: Figure[], chromium: Browser, timeoutMs: number, userDataDir: string): Promise<string[]> {
-  const browser = await puppeteer.launch({ executablePath: chromium.path, args: chromium.args, headless: chromium.headless, timeout: timeoutMs, userDataDir });
+async function svgsIn(figures: Figure[], chromium: Browser, timeoutMs: number, { userDataDir, env }: BrowserFolders): Promise<string[]> {
+  const browser = await puppeteer.launch({ executablePath: chromium.path, args: chromium.args, headless: chromium.headless, timeout: timeoutMs, userDataDir, env });
   try {
     const page = await browser.newPage();
     page.setDefaultTimeout(timeoutMs);
