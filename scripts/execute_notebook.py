@@ -1,8 +1,9 @@
 """Executes one notebook with Jupyter's own machinery (nbclient), cell by cell.
 
-Used by `npm run notebooks` (bin/notebooks.ts). tslab's error replies carry no
-ename/evalue/traceback, so nbconvert reports an empty error; this driver reads the real
-message from the failing cell's stderr and prints the notebook, the cell and that message.
+Used by `npm run notebooks` (bin/notebooks.ts). The failing cell's message is
+read from its stderr (the stock tslab kernel's error replies carry no ename/evalue/traceback;
+the project's kernel adds them) and printed with the notebook, the cell's position (0-based,
+markdown cells included) and its execution count.
 
 usage: execute_notebook.py SOURCE.ipynb DEST.ipynb [--timeout SECONDS] [--kernel NAME]
 exit: 0 all cells ran, 1 a cell failed (DEST holds the outputs so far), 2 bad usage
@@ -40,7 +41,7 @@ def main() -> int:
                 stderr = ''.join(o.get('text', '') for o in cell.get('outputs', []) if o.get('name') == 'stderr')
                 errors = [f"{o.get('ename', '')}: {o.get('evalue', '')}" for o in cell.get('outputs', []) if o.get('output_type') == 'error']
                 message = stderr.strip() or '\n'.join(e for e in errors if e.strip(': ')) or str(err).strip()
-                failed = (index, cell.source, message)
+                failed = (index, cell.get('execution_count'), cell.source, message)
                 break
     os.makedirs(os.path.dirname(os.path.abspath(args.dest)), exist_ok=True)
     if not failed:
@@ -49,9 +50,11 @@ def main() -> int:
         NotebookNotary().sign(nb)
     nbformat.write(nb, args.dest)
     if failed:
-        index, source, message = failed
+        index, count, source, message = failed
         first = '\n'.join(source.splitlines()[:6])
-        print(f'{args.source}: cell {index} failed:\n--- cell source ---\n{first}\n--- error ---\n{message}', file=sys.stderr)
+        prompt = f' (In [{count}])' if count else ''
+        print(f'{args.source}: cell {index}{prompt} failed; the cells after it were not run:\n'
+              f'--- cell source ---\n{first}\n--- error ---\n{message}', file=sys.stderr)
         return 1
     return 0
 

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { executeNotebook, installKernel } from '../../lib/notebook/jupyter';
+import { installKernel, jupyterPath } from '../../lib/notebook/jupyter';
 import { projectRoot } from '../../lib/util/paths';
 import { runCli, tmpDir } from '../helpers';
 import { jupyterPythonOrSkip, joinText, Output } from './jupyter-run';
@@ -23,6 +23,15 @@ function outputs(file: string): { text: string; html: string } {
     html: all.map((o) => join(o.data?.['text/html'])).join('\n'),
   };
 }
+/** A notebook for the project's kernel: a markdown title, then one code cell per source. */
+function notebookOf(sources: string[]): string {
+  const cell = (src: string) => ({ cell_type: 'code', id: Math.random().toString(16).slice(2, 10), metadata: {}, execution_count: null, outputs: [], source: src });
+  return JSON.stringify({
+    cells: [{ cell_type: 'markdown', id: 'title', metadata: {}, source: '# Mine' }, ...sources.map(cell)],
+    metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } }, nbformat: 4, nbformat_minor: 5,
+  });
+}
+
 // The project's kernel (notebook/kernel.js) or tslab's own.
 const kernels = () => new Set(spawnSync('pgrep', ['-f', '(tslab/bin/tslab|notebook/kernel\\.js) kernel'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean));
 
@@ -74,22 +83,43 @@ describe('notebooks (headless, real Jupyter + tslab)', { skip }, () => {
     assert.equal(snapshot(), before, 'report/out/ is as it was');
   });
 
-  it('reports the failing notebook, cell and real error message, and leaves no kernel running', () => {
+  it('npm run notebooks -- PATH runs a notebook of one\'s own: execution counts, the failing cell named, no kernel left running', () => {
     installKernel(python);
     const before = kernels();
     const dir = tmpDir('nb-fail-');
-    const source = path.join(dir, 'broken.ipynb');
-    const cell = (src: string) => ({ cell_type: 'code', id: Math.random().toString(16).slice(2, 10), metadata: {}, execution_count: null, outputs: [], source: src });
-    fs.writeFileSync(source, JSON.stringify({
-      cells: [cell('const a = 1;'), cell("throw new Error('the data folder /nope does not exist');"), cell('console.log("never")')],
-      metadata: { kernelspec: { name: 'tslab', display_name: 'TypeScript', language: 'typescript' } }, nbformat: 4, nbformat_minor: 5,
-    }));
-    const run = executeNotebook(source, path.join(dir, 'out', 'broken.ipynb'), python, {}, 120);
-    assert.equal(run.ok, false);
-    assert.match(run.error!, /broken\.ipynb: cell 1 failed:\n--- cell source ---\nthrow new Error/);
-    assert.match(run.error!, /--- error ---[\s\S]*Error: the data folder \/nope does not exist/);
-    assert.ok(fs.existsSync(path.join(dir, 'out', 'broken.ipynb')), 'partial outputs are kept');
+    const source = path.join(dir, 'mine', 'broken.ipynb');
+    fs.mkdirSync(path.dirname(source));
+    fs.writeFileSync(source, notebookOf(['const a = 1;', 'console.log("second " + a);',
+      "throw new Error('the data folder /nope does not exist');", 'console.log("never")']));
+    const out = path.join(dir, 'out');
+    const r = runCli('notebooks', [source, '--out', out]);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /broken\.ipynb: cell 3 \(In \[3\]\) failed; the cells after it were not run:\n--- cell source ---\nthrow new Error/);
+    assert.match(r.stderr, /--- error ---[\s\S]*Error: the data folder \/nope does not exist/);
+    const nb = JSON.parse(fs.readFileSync(path.join(out, 'broken.ipynb'), 'utf8')) as { cells: { execution_count?: number | null }[] };
+    assert.deepEqual(nb.cells.map((c) => c.execution_count ?? null), [null, 1, 2, 3, null], 'In [N] as the kernel counted; the markdown cell has none');
     assert.deepEqual([...kernels()].filter((pid) => !before.has(pid)), [], 'no tslab kernel of ours left running');
+    const missing = runCli('notebooks', [path.join(dir, 'nope.ipynb')]);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /notebook .*nope\.ipynb: no such file/);
+  });
+
+  it('nbconvert with the project kernel: a failure names its error; --allow-errors runs the cells after it', () => {
+    installKernel(python);
+    const dir = tmpDir('nb-convert-');
+    const source = path.join(dir, 'errors.ipynb');
+    fs.writeFileSync(source, notebookOf(["throw new TypeError('bad shape 3x4');", 'console.log("after the failure");']));
+    const env = { ...process.env, JUPYTER_PATH: jupyterPath() };
+    const convert = (...extra: string[]) => spawnSync(python, ['-m', 'nbconvert', '--to', 'notebook', '--execute', '--output-dir', dir, '--output', 'run', ...extra, source],
+      { encoding: 'utf8', env, timeout: 300_000 });
+    const stopped = convert();
+    assert.notEqual(stopped.status, 0);
+    assert.match(stopped.stderr, /TypeError: bad shape 3x4/, 'the error, not "<Error>: " with nothing after it');
+    const allowed = convert('--allow-errors');
+    assert.equal(allowed.status, 0, allowed.stderr);
+    const nb = JSON.parse(fs.readFileSync(path.join(dir, 'run.ipynb'), 'utf8')) as { cells: { execution_count: number | null; outputs: Output[] }[] };
+    assert.match(nb.cells.slice(1).map((c) => c.outputs.map((o) => join(o.text)).join('')).join(''), /after the failure/);
+    assert.deepEqual(nb.cells.slice(1).map((c) => c.execution_count), [1, 2]);
   });
 
   it('npm run jupyter starts the classic notebook on notebooks/ with the TypeScript kernel, as a user or as root', async () => {
