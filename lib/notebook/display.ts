@@ -6,6 +6,8 @@
 import { PNG } from 'pngjs';
 import type { DataFrame } from 'danfojs-node';
 import type { Progress } from '../training/progress';
+import type { ProfileSession } from '../profiling/session';
+import { lineProfileBlock } from './lprun';
 import { escapeHtml, Figure, plotlySource } from '../util/html';
 
 interface TslabDisplay { html(s: string): void; png(b: Uint8Array): void; text(s: string): void }
@@ -66,11 +68,13 @@ export function grayPng(pixels: Uint8Array, width = 28, height = 28, scale = 3):
 
 /**
  * Training progress for a notebook: one output that updates in place (a progress bar
- * and the last log lines), redrawn at most every 300 ms. tslab sends each update over a
+ * and the last log lines), redrawn at most every 300 ms; a profiled run's line profile
+ * follows whole, as an output of its own (`output`). tslab sends each update over a
  * ZeroMQ socket that refuses a second send while one is in flight (EBUSY): such a frame is
  * kept and drawn by the next update, or by a retry after stop(); it never fails training.
  */
-export function notebookProgress(keepLines = 12, display: Pick<TslabDisplay, 'html'> = tslab().newDisplay()): Progress & { lines: string[] } {
+export function notebookProgress(keepLines = 12, display: Pick<TslabDisplay, 'html'> = tslab().newDisplay(),
+  output: (html: string) => void = (html) => tslab().display.html(html)): Progress & { lines: string[] } {
   const lines: string[] = [];
   let label = '';
   let done = 0;
@@ -122,6 +126,12 @@ export function notebookProgress(keepLines = 12, display: Pick<TslabDisplay, 'ht
     },
     stop() {
       if (!send()) flush(20);
+    },
+    // The whole line profile as an output of its own, below the progress (which keeps the last lines only).
+    lineProfile(session: ProfileSession) {
+      lines.push('Line profile: below (and in the run folder\'s line-profile.txt)');
+      draw(true);
+      output(lineProfileBlock([...session.stats(), ...session.workerStats()], session.text()));
     },
   };
 }

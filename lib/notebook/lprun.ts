@@ -25,8 +25,10 @@ const nameOf = (f: FunctionRef) => (typeof f === 'string' ? f : f.name);
 function select(stats: FunctionStats[], functions?: FunctionRef[]): { shown: FunctionStats[]; missing: string[] } {
   if (!functions?.length) return { shown: stats, missing: [] };
   const names = functions.map(nameOf);
-  const shown = names.flatMap((n) => stats.filter((s) => s.meta.name === n));
-  return { shown, missing: names.filter((n) => !stats.some((s) => s.meta.name === n)) };
+  // A method is recorded as Class.method: its bare name (or the method itself, whose name is bare) finds it too.
+  const matches = (s: FunctionStats, n: string) => s.meta.name === n || s.meta.name.endsWith(`.${n}`);
+  const shown = names.flatMap((n) => stats.filter((s) => matches(s, n)));
+  return { shown, missing: names.filter((n) => !stats.some((s) => matches(s, n))) };
 }
 
 /** line_profiler's table of one function as HTML, with a bar per line's share of the function's time. */
@@ -51,12 +53,16 @@ export function lineProfileHtml(s: FunctionStats): string {
     `<th style="text-align:left">Line Contents</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
+/** The tables of `stats` with their bars, then `notes` (HTML), then line_profiler's `text` (folded). */
+export function lineProfileBlock(stats: FunctionStats[], text: string, notes = ''): string {
+  return `<div class="line-profile">${stats.map(lineProfileHtml).join('')}${notes}` +
+    `<details><summary>line_profiler's text</summary><pre style="font-size:11px">${escapeHtml(text)}</pre></details></div>`;
+}
+
 function show(stats: FunctionStats[], functions?: FunctionRef[]): void {
   const { shown, missing } = select(stats, functions);
   const notes = missing.map((n) => `<p style="color:#a33">${escapeHtml(n)}: not called while profiling (or not marked with profile(...))</p>`).join('');
-  const text = formatText(shown);
-  tslab().display.html(`<div class="line-profile">${shown.map(lineProfileHtml).join('')}${notes}` +
-    `<details><summary>line_profiler's text</summary><pre style="font-size:11px">${escapeHtml(text)}</pre></details></div>`);
+  tslab().display.html(lineProfileBlock(shown, formatText(shown), notes));
 }
 
 /**

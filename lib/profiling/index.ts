@@ -27,12 +27,30 @@ type AnyFunction = (this: any, ...args: any[]) => any;
 
 /**
  * Whole-function timing for functions the build did not instrument. Works as a wrapper,
- * `profile(function f() {})`, and as a (TC39) method decorator, `@profile`. `why` says in
- * the function's table why its lines are not timed (default: not built by the project);
- * `givenName` names an anonymous function (the variable it is assigned to).
+ * `profile(function f() {})`, and as a method decorator, `@profile`, in either decorator mode:
+ * standard (TC39: value and context) and legacy (`experimentalDecorators`, as tslab compiles
+ * cells: target, key and descriptor). `why` says in the function's table why its lines are not
+ * timed (default: not built by the project); `givenName` names an anonymous function (the
+ * variable it is assigned to).
  */
-export function profile<F extends AnyFunction>(fn: F, context?: ClassMethodDecoratorContext, why?: string, givenName?: string): F {
-  const name = context ? String(context.name) : fn.name || givenName || 'anonymous';
+export function profile<F extends AnyFunction>(fn: F, context?: ClassMethodDecoratorContext, why?: string, givenName?: string): F;
+export function profile<T>(target: object, key: string | symbol, descriptor: TypedPropertyDescriptor<T>): TypedPropertyDescriptor<T>;
+export function profile(...args: unknown[]): unknown {
+  if (isLegacyDecoratorCall(args)) {
+    const [, key, descriptor] = args;
+    if (typeof descriptor.value !== 'function') return descriptor; // a getter or setter: nothing to wrap
+    return { ...descriptor, value: wholeFunction(descriptor.value as AnyFunction, String(key)) };
+  }
+  const [fn, context, why, givenName] = args as [AnyFunction, ClassMethodDecoratorContext | undefined, string | undefined, string | undefined];
+  return wholeFunction(fn, context ? String(context.name) : fn.name || givenName || 'anonymous', why);
+}
+
+/** `(target, key, descriptor)`: a legacy decorator's call (a standard one passes a function and a context object). */
+function isLegacyDecoratorCall(args: unknown[]): args is [object, string | symbol, PropertyDescriptor] {
+  return args.length === 3 && (typeof args[1] === 'string' || typeof args[1] === 'symbol') && typeof args[2] === 'object' && args[2] !== null;
+}
+
+function wholeFunction<F extends AnyFunction>(fn: F, name: string, why?: string): F {
   const id = `whole:${++wholeCounter}:${name}`;
   register({ id, file: '<not built by the project: notebook cell or script>', name, line: 1, source: fn.toString().split('\n'), wholeFunction: true,
     ...(why ? { note: `Note: whole-function timing only: ${why}.` } : {}) });

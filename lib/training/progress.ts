@@ -3,6 +3,7 @@
  * it; anywhere else (a log file, Slurm's output) plain lines only.
  */
 import cliProgress from 'cli-progress';
+import type { ProfileSession } from '../profiling/session';
 
 export interface Progress {
   /** A line of the run's log (always printed). */
@@ -11,6 +12,11 @@ export interface Progress {
   start(label: string, total: number): void;
   update(done: number, loss: number, samplesPerSecond: number): void;
   stop(): void;
+  /**
+   * The run's line profile at its end. Optional: without it the text goes to line(); a
+   * notebook shows it whole as its own output (its progress display keeps the last lines only).
+   */
+  lineProfile?(session: ProfileSession): void;
 }
 
 class PlainProgress implements Progress {

@@ -180,7 +180,10 @@ async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progr
     await parallel.close();
     session?.close();
   }
-  if (session?.partCount) progress.line(`\n${session.text()}`);
+  if (session?.partCount) {
+    if (progress.lineProfile) progress.lineProfile(session);
+    else progress.line(`\n${session.text()}`);
+  }
   if (!interrupted) folder.clearInterrupted();
   progress.line(`Run folder: ${folder.dir}`);
   optimizer.dispose();

@@ -80,7 +80,7 @@ function notebook(cells: string[], kernel: string): string {
 const join = joinText;
 
 /** Executes the cells in a temporary folder that has the package installed (node_modules link), with a kernel. */
-function execute(cells: string[], kernel: string): { cells: { text: string; html: string; stderr: string }[]; status: number | null; stderr: string } {
+function execute(cells: string[], kernel: string): { cells: { text: string; html: string; stderr: string; count: number | null }[]; status: number | null; stderr: string } {
   const dir = tmpDir('cell-profile-');
   fs.mkdirSync(path.join(dir, 'node_modules'));
   fs.symlinkSync(projectRoot(), path.join(dir, 'node_modules', 'mnist-profiling-lab'), 'dir');
@@ -89,13 +89,15 @@ function execute(cells: string[], kernel: string): { cells: { text: string; html
   fs.writeFileSync(source, notebook(cells, kernel));
   const r = spawnSync(python, [path.join(projectRoot(), 'scripts', 'execute_notebook.py'), source, dest, '--timeout', '300', '--kernel', kernel],
     { encoding: 'utf8', env: { ...process.env, JUPYTER_PATH: jupyterPath() }, timeout: 400_000 });
-  const nb = JSON.parse(fs.readFileSync(dest, 'utf8')) as { cells: { outputs?: Output[] }[] };
+  assert.ok(fs.existsSync(dest), `no executed copy: ${r.stderr}`);
+  const nb = JSON.parse(fs.readFileSync(dest, 'utf8')) as { cells: { outputs?: Output[]; execution_count: number | null }[] };
   return {
     status: r.status, stderr: r.stderr,
     cells: nb.cells.map((c) => ({
       text: (c.outputs ?? []).filter((o) => o.output_type === 'stream' && o.name === 'stdout').map((o) => join(o.text)).join(''),
       stderr: (c.outputs ?? []).filter((o) => o.output_type === 'stream' && o.name === 'stderr').map((o) => join(o.text)).join(''),
       html: (c.outputs ?? []).map((o) => join(o.data?.['text/html'])).join('\n'),
+      count: c.execution_count,
     })),
   };
 }
@@ -153,6 +155,56 @@ describe('line-profiling notebook cells (%lprun), real Jupyter', { skip }, () =>
     assert.equal(s7.whole, true);
     assert.match(c7.stderr, /line profiler: quick \(line 1\) is timed as a whole: an arrow function/);
     assert.match(c7.html, /whole-function timing only: an arrow function/);
+  });
+
+  it('@profile on a class method in a cell (tslab compiles legacy decorators) times its lines; In [N] matches <cell N>', () => {
+    installKernel(python);
+    const r = execute([CELLS[0], `class Trainer {
+  scale = 2;
+  @profile
+  async epoch(n: number) {
+    let total = 0;
+    for await (const x of slowItems(n)) {
+      busy(3);
+      total += x * this.scale;
+    }
+    return total;
+  }
+}`, `const trainer = new Trainer();
+console.log('total ' + await lprun(() => trainer.epoch(4), [Trainer.prototype.epoch]));
+dump('STATSD', ['epoch']);`], 'tslab');
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.cells.map((c) => c.count), [1, 2, 3], 'execution counts recorded');
+    assert.match(r.cells[2].text, /total 12/, 'the method keeps its this');
+    const [s] = dumped(r.cells[2].text, 'STATSD');
+    assert.deepEqual([s.file, s.name, s.whole, s.calls], ['<cell 2>', 'Trainer.epoch', false, 1], 'named after In [2], the cell that defined it');
+    const lines = new Map(s.lines);
+    assert.equal(lines.get(6)!.hits, 5, 'the loop header: 4 items and the end');
+    assert.equal(lines.get(7)!.hits, 4);
+    assert.match(r.cells[2].html, /Function: Trainer\.epoch<\/b> at line 3 of <code>&lt;cell 2&gt;<\/code>/);
+  });
+
+  it('a profiled library run in a cell shows its line profile whole below the progress, not cut to its last lines', () => {
+    installKernel(python);
+    const out = path.join(tmpDir('nb-train-'), 'run');
+    const r = execute([`import { DEFAULTS, runTraining } from 'mnist-profiling-lab';
+import { notebookProgress } from 'mnist-profiling-lab/notebook';
+const run = await runTraining({ ...DEFAULTS, model: 'fc', epochs: 1, limit: 128, workers: 1, computeThreads: 1, backend: 'wasm',
+  out: ${JSON.stringify(out)}, profile: true }, notebookProgress());
+console.log('epochs ' + run.metrics.length);`], 'tslab');
+    assert.equal(r.status, 0, r.stderr);
+    const [c] = r.cells;
+    assert.match(c.text, /epochs 1/);
+    const saved = fs.readFileSync(path.join(out, 'line-profile.txt'), 'utf8');
+    // Every function's table with its bars, and line_profiler's text as written to the run folder.
+    for (const name of ['trainEpoch', 'trainStep']) assert.match(c.html, new RegExp(`<b>Function: ${name}</b> at line \\d+ of <code>lib/training/`));
+    assert.match(c.html, /Line profile: below/, 'the progress says where the profile went');
+    const pre = /<summary>line_profiler's text<\/summary><pre[^>]*>([\s\S]*?)<\/pre>/.exec(c.html);
+    assert.ok(pre, 'the text under the tables');
+    const unescape = (h: string) => h.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+    const shown = unescape(pre[1]);
+    assert.ok(shown.includes('Function: trainEpoch') && shown.includes('Threads over'), 'the whole text, from the first table to the thread summary');
+    assert.equal(shown.trimEnd(), saved.trimEnd(), 'the text of line-profile.txt');
   });
 
   it('the stock tslab kernel keeps working: whole-function timing with a note', () => {
