@@ -9,7 +9,9 @@ import { formatText, LineRow, toRows } from './format';
 import {
   FunctionStats, gatheredRecords, isProfiling, mergeStats, reset, restoreStats, setProfiling, snapshot, StoredStats, storeStats, ThreadRecord,
 } from './runtime';
-import { formatThreadSummary, kindOf, summarizeTimelines, takeTimeline, ThreadSummary, ThreadTimeline, toTraceFile, TraceFile } from './trace';
+import {
+  clock, EPOCH_SPAN, formatThreadSummary, kindOf, PART_SPAN, summarizeTimelines, takeTimeline, ThreadSummary, ThreadTimeline, toTraceFile, TraceFile,
+} from './trace';
 
 type Labels = Record<string, string | number>;
 
@@ -25,6 +27,9 @@ export class ProfileSession {
   private readonly parts: Part[] = [];
   private readonly wasOn = isProfiling();
 
+  /** When the current part began: its window, for a part that records no epochs of its own. */
+  private partStart = clock();
+
   /** Turns recording on (until close) and starts from nothing. */
   constructor() {
     setProfiling(true);
@@ -34,6 +39,7 @@ export class ProfileSession {
   /** Starts a part: what was recorded before it is dropped. */
   begin(): void {
     reset();
+    this.partStart = clock();
   }
 
   /**
@@ -41,8 +47,12 @@ export class ProfileSession {
    * thread's line stats and timeline, and the records other threads handed over.
    */
   end(labels: Labels = {}): void {
-    this.parts.push({ stats: snapshot(), labels, threads: [{ ...takeTimeline('main'), stats: [] }, ...gatheredRecords()] });
+    const main = takeTimeline('main');
+    // Training marks its epochs; a loop of one's own is timed from begin() (or the session's start) to here.
+    if (!main.spans.some((s) => EPOCH_SPAN.test(s.name))) main.spans.push({ name: PART_SPAN, start: this.partStart, end: clock() });
+    this.parts.push({ stats: snapshot(), labels, threads: [{ ...main, stats: [] }, ...gatheredRecords()] });
     reset();
+    this.partStart = clock();
   }
 
   /** The parts so far, as plain JSON (to keep with a checkpoint). */

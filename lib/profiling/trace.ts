@@ -154,6 +154,11 @@ export function kindOf(thread: string): ThreadKind {
 
 /** The main thread's span of one training epoch ('epoch N'): the window shares are taken over. */
 export const EPOCH_SPAN = /^epoch \d+$/;
+/**
+ * The window of a session part without epochs (a loop of one's own): from begin() (or the
+ * session's start) to end(). The thread summary's shares are of the epochs, or else of these.
+ */
+export const PART_SPAN = 'profiled';
 /** What counts as work: the step's phases and the loader's building and hand-over; not the all-reduce (mostly waiting for the other threads). */
 const WORK = new Set(['scatter', 'forward', 'loss', 'backward', 'optimizer', 'build', 'handover']);
 
@@ -190,7 +195,8 @@ const overlap = (s: Span, windows: Span[]) => windows.reduce((n, w) => n + Math.
 export function summarizeTimelines(records: ThreadTimeline[]): ThreadSummary[] {
   const threads = mergeTimelines(records);
   const main = threads.find((t) => t.thread === 'main');
-  const windows = (main?.spans ?? []).filter((s) => EPOCH_SPAN.test(s.name));
+  const epochs = (main?.spans ?? []).filter((s) => EPOCH_SPAN.test(s.name));
+  const windows = epochs.length ? epochs : (main?.spans ?? []).filter((s) => s.name === PART_SPAN);
   const window = windows.reduce((n, w) => n + w.end - w.start, 0);
   const meanOf = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
   return threads.map((t) => {

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fromTraceFile, recordSpan, summarizeTimelines, takeTimeline, ThreadSummary, ThreadTimeline, toTraceFile, TraceEvent, TraceFile } from '../../lib/profiling/trace';
+import { ProfileSession } from '../../lib/profiling/session';
 import { runCli, tmpDir } from '../helpers';
 
 /**
@@ -97,6 +98,19 @@ describe('every thread on a timeline (Chrome trace-event format)', () => {
     assert.ok(Math.abs(w.busy_share + w.waiting_share - 1) < 1e-12);
     const c = byThread.get('compute thread 1')!;
     assert.ok(Math.abs(c.busy_share - 0.21) < 1e-12, 'forward and optimizer are work; the all-reduce is not');
+  });
+
+  it('a session around a loop of one\'s own (no epochs) summarises the threads over that loop\'s time, not over 0 s', () => {
+    const session = new ProfileSession();
+    const t0 = performance.now();
+    while (performance.now() - t0 < 40); // the loop: busy on this thread
+    session.end();
+    const [main] = session.threadSummary();
+    session.close();
+    assert.equal(main.thread, 'main');
+    assert.ok(main.window_s >= 0.035 && main.window_s < 2, `window ${main.window_s} s`);
+    assert.ok(main.busy_share > 0.99, `busy ${main.busy_share}`);
+    assert.doesNotMatch(session.text(), /Threads over 0\.000 s/);
   });
 
   it('writes the tracks as trace events and reads them back', () => {
