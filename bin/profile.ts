@@ -15,7 +15,7 @@ runMain(async () => {
     .description('Train once per worker count with the line profiler on, and gather the results in danfo tables.')
     .option('--workers <list>', 'worker counts to compare, comma-separated', (v: string) => workerCounts(v), [1, 8])
     .option('--out <dir>', 'folder for the results', path.join('runs', 'profile'))
-    .option('--fresh', 'start every run over (default: keep complete runs, resume interrupted ones)', false)
+    .option('--fresh', 'remove the runs in --out and start every run over (default: keep complete runs, resume interrupted ones; a folder holds one study)', false)
     .option('--gather', 'only gather existing runs in --out into the tables (e.g. after a Slurm job array)', false)
     .allowUnknownOption()
     .allowExcessArguments()
