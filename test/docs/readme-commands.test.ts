@@ -17,9 +17,9 @@ const root = projectRoot();
 const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
 const scripts = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).scripts as Record<string, string>;
 
-/** The lines of the README's ```sh blocks, without comments, split at `;` and `&&`. */
+/** The commands of the README's ```sh blocks (a line ending in \\ continues), without comments, split at `;` and `&&`. */
 function commands(): string[] {
-  const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
+  const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1].replace(/\\\n\s*/g, ''));
   return blocks.flatMap((b) => b.split('\n')).map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean)
     .flatMap((l) => l.split(/\s*(?:&&|;)\s*/)).filter(Boolean);
 }
@@ -75,7 +75,7 @@ describe('README commands', () => {
       if (/sbatch|squeue|submit-sweep/.test(c)) return 'needs a Slurm cluster (test/slurm runs the scripts on a throw-away one)';
       if (/--download/.test(c)) return 'downloads from the internet (test/data/download.test.ts uses a local mirror)';
       if (/npm run jupyter/.test(c)) return 'starts a server for a browser (test/notebook starts it and asks its API)';
-      if (/<\w+>|runs\/(A|B|2026)|my-digit/.test(c)) return 'names a run or file of the reader\'s (placeholder)';
+      if (/<\w+>|runs\/(A|B|2026)|my-digit|notebooks-mine\//.test(c)) return 'names a run or file of the reader\'s (placeholder)';
       if (/^npm ci$/.test(c)) return 'the install itself (CI runs it first)';
       if (/^npm test$/.test(c)) return 'the test suite itself';
       if (/npm run (--silent )?(report|train|profile|notebooks|bench)\b/.test(c)) return 'trains for minutes (the other tests run small versions of it)';
