@@ -17,7 +17,7 @@ const root = projectRoot();
 const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
 const scripts = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).scripts as Record<string, string>;
 
-/** The commands of the README's ```sh blocks (a line ending in \\ continues), without comments, split at `;` and `&&`. */
+/** The commands of the README's ```sh blocks (a backslash at the end of a line continues it), without comments, split at `;` and `&&`. */
 function commands(): string[] {
   const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1].replace(/\\\n\s*/g, ''));
   return blocks.flatMap((b) => b.split('\n')).map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean)
