@@ -10,6 +10,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { command } from '../lib/util/cli-options';
 import { initBackend, probeNodeBinding, visibleGpus } from '../lib/engine/backend';
+import { describeAdapter, probeWebgpu } from '../lib/engine/webgpu';
 import { tfjsVersions } from '../lib/util/machine';
 import { runMain } from '../lib/util/errors';
 import { findChromium } from '../report/chromium';
@@ -68,6 +69,14 @@ async function main(): Promise<void> {
   const cpuBinding = probeNodeBinding('@tensorflow/tfjs-node');
   checks.push({ name: 'backend tensorflow (tfjs-node, CPU)', ok: cpuBinding.loaded, detail: cpuBinding.loaded ? 'loads' : cpuBinding.reason!,
     fix: 'optional: npm install @tensorflow/tfjs-node@4.22.0 (needs internet at install time)' });
+  const webgpu = await probeWebgpu();
+  checks.push({
+    name: 'backend webgpu (a GPU through Dawn and Vulkan)', ok: webgpu.ok && !webgpu.adapter.software,
+    detail: webgpu.ok ? `${describeAdapter(webgpu.adapter)}${webgpu.adapter.software ? ': auto does not use it; --backend webgpu does' : ': auto uses it'}` : webgpu.reason,
+    fix: webgpu.ok ? 'a software adapter is for tests: on a GPU node, the Vulkan ICD of the GPU driver makes the GPU the adapter'
+      : 'needs no CUDA: the Vulkan loader (apt-get install libvulkan1) and the Vulkan ICD of the GPU driver (NVIDIA: libGLX_nvidia.so.0 ' +
+        'with libglvnd0; VK_DRIVER_FILES may name nvidia_icd.json); without a GPU, training runs on wasm',
+  });
   let wasmOk = false;
   try {
     const info = await initBackend('wasm');
@@ -115,7 +124,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}\n`);
     if (!c.ok && c.fix) process.stdout.write(`    fix: ${c.fix}\n`);
   }
-  const canTrain = wasmOk || gpuBinding.loaded || cpuBinding.loaded;
+  const canTrain = wasmOk || gpuBinding.loaded || cpuBinding.loaded || webgpu.ok;
   const ready = canTrain && checks.filter((c) => c.required).every((c) => c.ok);
   process.stdout.write(ready
     ? '\nThis machine can run the main job.\n'

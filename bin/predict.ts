@@ -14,7 +14,7 @@ runMain(async () => {
     .requiredOption('--checkpoint <file>', 'a checkpoint written by train (e.g. runs/<run>/best.ckpt)')
     .option('--image <png>', 'a PNG of one digit (any size: scaled to 28x28; dark-on-light is inverted)')
     .option('--index <n>', 'the N-th image of the test split of the data the model was trained on', nonNegativeInt)
-    .option('--backend <name>', 'tfjs backend', 'auto')
+    .option('--backend <name>', `tfjs backend: ${BACKEND_REQUESTS.join(', ')}`, 'auto')
     .parse();
   const o = program.opts();
   if ((o.image === undefined) === (o.index === undefined)) throw new UserError('give exactly one of --image PNG or --index N');
@@ -31,7 +31,7 @@ runMain(async () => {
     pixels = data.test.images.slice(o.index * 784, (o.index + 1) * 784);
     truth = ` (true label ${data.test.labels[o.index]})`;
   }
-  const probs = predictDigit(model, pixels);
+  const probs = await predictDigit(model, pixels);
   const best = probs.indexOf(Math.max(...probs));
   process.stdout.write(`Model ${config.model} from ${o.checkpoint} (epoch ${epoch}, test accuracy ${accuracy.toFixed(2)}%)\n`);
   process.stdout.write(`Prediction: ${best} with probability ${(100 * probs[best]).toFixed(2)}%${truth}\n\n`);

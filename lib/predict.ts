@@ -67,12 +67,17 @@ export function readDigitPng(file: string): Uint8Array {
   return out;
 }
 
-/** Probabilities of the 10 digits for one 28x28 image of bytes. */
-export function predictDigit(model: tf.LayersModel, pixels: Uint8Array): number[] {
-  return tf.tidy(() => {
+/** Probabilities of the 10 digits for one 28x28 image of bytes (read asynchronously: a GPU backend has no synchronous read). */
+export async function predictDigit(model: tf.LayersModel, pixels: Uint8Array): Promise<number[]> {
+  const probs = tf.tidy(() => {
     const x = tf.tensor4d(Float32Array.from(pixels, (v) => (v / 255 - MNIST_MEAN) / MNIST_STD), [1, 28, 28, 1]);
-    return Array.from(tf.exp(model.predict(x) as tf.Tensor).dataSync());
+    return tf.exp(model.predict(x) as tf.Tensor);
   });
+  try {
+    return Array.from(await probs.data());
+  } finally {
+    probs.dispose();
+  }
 }
 
 /**

@@ -179,9 +179,9 @@ export function profilingMarkdown(d: SweepData, charts: Record<string, string>):
  * may use, the Slurm job, the backend `auto` picks and its compute threads). Its hash names
  * the sweep's folder, and a cached sweep's runs must have been measured under these conditions.
  */
-export function sweepRequest(o: Pick<ReportOptions, 'data' | 'model' | 'epochs' | 'workers' | 'limit'>): { key: string; expect: Partial<Provenance> } {
+export async function sweepRequest(o: Pick<ReportOptions, 'data' | 'model' | 'epochs' | 'workers' | 'limit'>): Promise<{ key: string; expect: Partial<Provenance> }> {
   const m = machineInfo();
-  const backend = autoBackendName();
+  const backend = await autoBackendName();
   const expect: Partial<Provenance> = {
     host: m.hostname, cpu_model: m.cpu_model, cpus: m.cpus, slurm_job_id: m.slurm_job_id, slurm_cpus_per_task: m.slurm_cpus_per_task,
     backend, compute_threads: defaultComputeThreads(backend, process.env, o.model), batch_size: DEFAULTS.batchSize,
@@ -214,7 +214,7 @@ export async function ensureResults(o: ReportOptions): Promise<string> {
     if (!fs.existsSync(o.results)) throw new UserError(`--results ${o.results}: no such folder`);
     return path.resolve(o.results);
   }
-  const request = sweepRequest(o);
+  const request = await sweepRequest(o);
   const dir = path.join(runsRoot(), 'report', request.key);
   let fresh = o.fresh;
   if (!fresh && sweepComplete(dir, o.workers, o.epochs)) {

@@ -1,10 +1,11 @@
 /**
  * Chooses the TensorFlow.js backend and says why.
  *
- * `auto` prefers libtensorflow (tfjs-node-gpu, then tfjs-node), then the embedded
- * `wasm` backend, then the pure-JS `cpu` backend. Each run prints one line naming the
- * backend in use and why each better one was not used. An explicit request that
- * cannot be met is an error, never a silent fallback.
+ * `auto` prefers libtensorflow (tfjs-node-gpu, then tfjs-node) where it sees a GPU, then a
+ * hardware WebGPU adapter (Dawn, ./webgpu.ts), then libtensorflow on the CPU, then the
+ * embedded `wasm` backend, then the pure-JS `cpu` backend. Each run prints one line naming
+ * the backend in use and why each better one was not used. An explicit request that cannot
+ * be met is an error, never a silent fallback.
  */
 import fs from 'node:fs';
 import util from 'node:util';
@@ -13,12 +14,13 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../util/errors';
 import { installedVersions, isInstalled } from '../util/packages';
 import { registerWasmTrainingKernels } from './wasm/training-kernels';
+import { describeAdapter, GpuAdapter, probeWebgpu, useWebgpu } from './webgpu';
 
-export const BACKEND_REQUESTS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_REQUESTS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendRequest = (typeof BACKEND_REQUESTS)[number];
 
 export interface BackendInfo {
-  /** tfjs backend name: 'tensorflow', 'wasm' or 'cpu'. */
+  /** tfjs backend name: 'tensorflow', 'webgpu', 'wasm' or 'cpu'. */
   name: string;
   /** What actually runs it, e.g. "tfjs-node-gpu on GPU" or "wasm (SIMD, 1 thread)". */
   engine: string;
@@ -26,6 +28,8 @@ export interface BackendInfo {
   skipped: string[];
   /** The line printed at the start of every run. */
   line: string;
+  /** On webgpu: the adapter that runs it. */
+  adapter?: GpuAdapter;
 }
 
 /** Outcome of trying to load one libtensorflow package. */
@@ -67,8 +71,12 @@ export function probeNodeBinding(pkg: NodeBindingProbe['pkg']): NodeBindingProbe
   }
 }
 
-/** The backend `auto` picks in a new process on this machine: tensorflow where a libtensorflow package loads, else wasm. */
-export function autoBackendName(): string {
+/** The backend `auto` picks in a new process on this machine (as initBackend decides, without selecting it). */
+export async function autoBackendName(): Promise<string> {
+  const gpuBinding = probeNodeBinding('@tensorflow/tfjs-node-gpu').loaded && visibleGpus().length > 0;
+  if (gpuBinding) return 'tensorflow';
+  const webgpu = await probeWebgpu();
+  if (webgpu.ok && !webgpu.adapter.software) return 'webgpu';
   return (['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const).some((pkg) => probeNodeBinding(pkg).loaded) ? 'tensorflow' : 'wasm';
 }
 
@@ -112,25 +120,49 @@ export async function initBackend(request: BackendRequest = 'auto'): Promise<Bac
   const skipped: string[] = [];
   let name: string | undefined;
   let engine = '';
+  let adapter: GpuAdapter | undefined;
+
+  // libtensorflow: first on a GPU; on the CPU only after a hardware WebGPU adapter (auto).
+  const bindings = request === 'auto' || request === 'tensorflow'
+    ? (['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const).map((pkg) => probeNodeBinding(pkg)) : [];
+  for (const probe of bindings) if (!probe.loaded) skipped.push(probe.reason!);
+  const binding = bindings.find((p) => p.loaded);
+  const gpus = binding?.pkg === '@tensorflow/tfjs-node-gpu' ? visibleGpus() : [];
+  const useBinding = async () => {
+    await useTensorflow();
+    name = 'tensorflow';
+    engine = binding!.pkg === '@tensorflow/tfjs-node' ? 'tfjs-node (libtensorflow on CPU)'
+      : gpus.length ? `tfjs-node-gpu on GPU (${gpus.length} visible)` : 'tfjs-node-gpu on CPU';
+  };
+  if (binding && (gpus.length || request === 'tensorflow')) await useBinding();
+  if (binding?.pkg === '@tensorflow/tfjs-node-gpu' && !gpus.length) skipped.push('tfjs-node-gpu: no GPU visible (nvidia-smi lists none)');
+
+  if (!name && (request === 'auto' || request === 'webgpu')) {
+    const probe = await probeWebgpu();
+    if (!probe.ok) {
+      if (request === 'webgpu') {
+        throw new UserError(`--backend webgpu cannot run: ${probe.reason}. \`npm run doctor\` checks the GPU set-up; --backend wasm trains on the CPU.`);
+      }
+      skipped.push(`webgpu: ${probe.reason}`);
+    } else if (probe.adapter.software && request === 'auto') {
+      skipped.push(`webgpu: only ${describeAdapter(probe.adapter)}, which auto does not use (--backend webgpu does)`);
+    } else {
+      try {
+        await useWebgpu(probe, (n) => tf.setBackend(n));
+        await tf.ready();
+        name = 'webgpu';
+        adapter = probe.adapter;
+        engine = `webgpu on ${describeAdapter(probe.adapter)} (Dawn, Vulkan; tfjs's WebGPU kernels)`;
+      } catch (err) {
+        if (request === 'webgpu') throw new UserError(`--backend webgpu cannot run: ${message(err)}`);
+        skipped.push(`webgpu failed to start: ${message(err)}`);
+      }
+    }
+  }
+
+  if (!name && binding) await useBinding();
 
   if (request === 'auto' || request === 'tensorflow') {
-    for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const) {
-      const probe = probeNodeBinding(pkg);
-      if (!probe.loaded) {
-        skipped.push(probe.reason!);
-        continue;
-      }
-      await useTensorflow();
-      name = 'tensorflow';
-      if (pkg === '@tensorflow/tfjs-node-gpu') {
-        const gpus = visibleGpus();
-        engine = gpus.length ? `tfjs-node-gpu on GPU (${gpus.length} visible)` : 'tfjs-node-gpu on CPU';
-        if (!gpus.length) skipped.push('GPU: no GPU visible (nvidia-smi lists none)');
-      } else {
-        engine = 'tfjs-node (libtensorflow on CPU)';
-      }
-      break;
-    }
     if (!name && request === 'tensorflow') {
       throw new UserError(`--backend tensorflow cannot load: ${skipped.join('; ')}. ` +
         'Install @tensorflow/tfjs-node-gpu (needs internet at install time and CUDA 11.2 + cuDNN 8.1) ' +
@@ -162,5 +194,5 @@ export async function initBackend(request: BackendRequest = 'auto'): Promise<Bac
   const why = request === 'auto'
     ? (skipped.length ? ` (auto: ${skipped.join('; ')})` : ' (auto: best available)')
     : ' (requested with --backend)';
-  return { name, engine, skipped, line: `Backend: ${name} — ${engine}${why}` };
+  return { name, engine, skipped, line: `Backend: ${name} — ${engine}${why}`, ...(adapter ? { adapter } : {}) };
 }

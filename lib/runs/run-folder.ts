@@ -20,6 +20,7 @@
  * Reading a damaged or missing file is a UserError naming the file; so is a write the file
  * system refuses.
  */
+import type { GpuAdapter } from '../engine/webgpu';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { LineRow, StoredPart, ThreadSummary, TraceFile, WaitRow } from '../profiling';
@@ -72,6 +73,8 @@ export interface RunConfig {
   backend: string;
   engine: string;
   backend_line: string;
+  /** On webgpu: the adapter (vendor, device, driver, whether it is software). */
+  adapter?: GpuAdapter;
   compute_threads: number;
   machine: MachineInfo;
   versions: Record<string, string>;

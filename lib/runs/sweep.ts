@@ -119,9 +119,9 @@ const SWEEP_FILE = /^(runs|epochs\.csv|lines\.csv|threads\.csv|lines-by-workers\
  * The study the training arguments ask for, as a run's config would record it (backend and
  * compute threads as they would resolve here), to hold against the runs a sweep folder has.
  */
-function requestedStudy(trainArgs: string[]): RunConfig {
+async function requestedStudy(trainArgs: string[]): Promise<RunConfig> {
   const asked = parseTrainArgs(trainArgs);
-  const backend = asked.backend === 'auto' ? autoBackendName() : asked.backend;
+  const backend = asked.backend === 'auto' ? await autoBackendName() : asked.backend;
   return {
     options: asked, backend: asked.backend, engine: '', backend_line: '', machine: undefined!, versions: {},
     compute_threads: asked.computeThreads ?? defaultComputeThreads(backend, process.env, asked.model),
@@ -135,7 +135,7 @@ function requestedStudy(trainArgs: string[]): RunConfig {
  * than a run has done) is refused naming each difference, before anything is trained; so are
  * files of the user's own in the folder.
  */
-export function checkOneStudy(out: string, trainArgs: string[]): void {
+export async function checkOneStudy(out: string, trainArgs: string[]): Promise<void> {
   const foreign = foreignEntries(out, (name) => SWEEP_FILE.test(name));
   if (foreign.length) {
     throw new UserError(`--out ${out} holds files that are not a worker study's (${someNames(foreign)}): nothing was written; ` +
@@ -143,7 +143,7 @@ export function checkOneStudy(out: string, trainArgs: string[]): void {
   }
   const runs = sweepWorkerCounts(out).map((w) => ({ w, run: runFolder(out, w) })).filter(({ run }) => run.isRun);
   if (!runs.length) return;
-  const asked = requestedStudy(trainArgs);
+  const asked = await requestedStudy(trainArgs);
   const lines: string[] = [];
   for (const { w, run } of runs) {
     const config = run.readConfig();
@@ -292,7 +292,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepTables> {
       // Every run goes, not only the requested worker counts': the folder then holds this study alone.
       for (const w of sweepWorkerCounts(options.out)) fs.rmSync(runFolder(options.out, w).dir, { recursive: true, force: true });
     } else {
-      checkOneStudy(options.out, options.trainArgs);
+      await checkOneStudy(options.out, options.trainArgs);
     }
     for (const w of options.workers) await trainOnce(options, w);
     return gatherSweep(options.out, options.workers);

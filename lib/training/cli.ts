@@ -30,7 +30,7 @@ export function trainCommand(): Command {
   .option('--workers <n>', 'DataLoader worker threads (num_workers; 0 builds batches in the main thread)', nonNegativeInt, DEFAULTS.workers)
   .option('--compute-threads <n>', 'threads computing each training step, data parallel (each takes a part of the batch; ' +
     'default: one per CPU, at most 4, on wasm/cpu; 1 on tensorflow)', positiveInt)
-  .addOption(new Option('--backend <name>', 'tfjs backend; auto prefers tfjs-node-gpu, then tfjs-node, wasm, cpu')
+  .addOption(new Option('--backend <name>', 'tfjs backend; auto prefers tfjs-node-gpu on a GPU, then webgpu on a hardware GPU adapter, then tfjs-node, wasm, cpu')
     .choices(BACKEND_REQUESTS).default(DEFAULTS.backend))
   .option('--out <dir>', 'run folder for config, metrics and checkpoints (default: runs/<timestamp>); never one that holds a run already')
   .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint, with its own settings (an option given with another value is refused; --epochs may be raised)')

@@ -69,13 +69,16 @@ export function availableCpus(env = process.env): number {
   return slurm !== undefined && slurm > 0 ? slurm : os.availableParallelism();
 }
 
+/** Backends that run a step on all cores or on a GPU themselves: one compute thread drives them. */
+const SELF_PARALLEL = new Set(['tensorflow', 'webgpu']);
+
 /**
  * Compute threads for a backend (and model): 1 on libtensorflow (it threads, or runs on the
- * GPU, itself) and for a model whose step is too short to share out (`oneThread` in the
- * zoo); otherwise one per available CPU, at most MAX_DEFAULT_THREADS.
+ * GPU, itself) and on WebGPU (the GPU), and for a model whose step is too short to share out
+ * (`oneThread` in the zoo); otherwise one per available CPU, at most MAX_DEFAULT_THREADS.
  */
 export function defaultComputeThreads(backend: string, env = process.env, model?: string): number {
-  if (backend === 'tensorflow') return 1;
+  if (SELF_PARALLEL.has(backend)) return 1;
   if (model && MODELS[model]?.oneThread) return 1;
   return Math.max(1, Math.min(availableCpus(env), MAX_DEFAULT_THREADS));
 }
@@ -85,6 +88,9 @@ export function checkComputeThreads(threads: number, backend: string): void {
   if (!Number.isInteger(threads) || threads < 1) throw new UserError(`--compute-threads ${threads}: expected a whole number of at least 1`);
   if (threads > 1 && backend === 'tensorflow') {
     throw new UserError(`--compute-threads ${threads}: the tensorflow backend uses all cores (or the GPU) itself; use 1 or leave it unset`);
+  }
+  if (threads > 1 && backend === 'webgpu') {
+    throw new UserError(`--compute-threads ${threads}: the webgpu backend computes on the GPU, driven by one thread; use 1 or leave it unset`);
   }
 }
 

@@ -329,7 +329,7 @@ function runConfig(options: TrainOptions, out: string, backend: BackendInfo, thr
   const { given: _, ...recorded } = options;
   return {
     options: { ...recorded, out }, started_at: new Date().toISOString(), backend: backend.name, engine: backend.engine, backend_line: backend.line,
-    compute_threads: threads, machine: machineInfo(), versions: tfjsVersions(),
+    ...(backend.adapter ? { adapter: backend.adapter } : {}), compute_threads: threads, machine: machineInfo(), versions: tfjsVersions(),
     data: { name: data.name, train: data.train.count, test: data.test.count, note: data.note, fingerprint: data.fingerprint },
   };
 }

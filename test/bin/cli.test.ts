@@ -18,7 +18,7 @@ function assertUserError(args: string[], pattern: RegExp): void {
 describe('train CLI: bad input gets a clear error and a non-zero exit', () => {
   it('--epochs 0', () => assertUserError(['--epochs', '0'], /option '--epochs <n>' argument '0' is invalid\. expected a positive integer/));
   it('--batch-size -1', () => assertUserError(['--batch-size', '-1'], /--batch-size <n>' argument '-1' is invalid\. expected a positive integer/));
-  it('an unknown --backend', () => assertUserError(['--backend', 'metal'], /argument 'metal' is invalid\. Allowed choices are auto, tensorflow, wasm, cpu/));
+  it('an unknown --backend', () => assertUserError(['--backend', 'metal'], /argument 'metal' is invalid\. Allowed choices are auto, tensorflow, webgpu, wasm, cpu/));
   it('a missing data folder', () => assertUserError(['--data', '/nonexistent/mnist'], /^error: \/nonexistent\/mnist: data folder does not exist/m));
   it('a corrupted data file', () => {
     const dir = writeDataFolder(tmpDir());

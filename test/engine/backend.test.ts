@@ -36,7 +36,7 @@ describe('backend choice', () => {
   it('an explicit backend that cannot load is an error, not a fallback', async (t) => {
     if (nodeBinding.loaded) return t.skip('tfjs-node-gpu loads on this machine');
     await assert.rejects(initBackend('tensorflow'), (e: unknown) => e instanceof UserError && /--backend tensorflow cannot load/.test(e.message));
-    await assert.rejects(initBackend('gpu' as never), /unknown backend 'gpu': expected one of auto, tensorflow, wasm, cpu/);
+    await assert.rejects(initBackend('gpu' as never), /unknown backend 'gpu': expected one of auto, tensorflow, webgpu, wasm, cpu/);
   });
 
   it('an explicit cpu request gives cpu', async () => {

@@ -112,16 +112,16 @@ describe('issue 31: a hostile pass', () => {
       assertUserError(runCli('report', ['--results', sweep, '--out', tmpDir()]), 2, /--data \(content\): embedded \[aaaaaaaaaaaaaaaa\] \(1 worker\) vs embedded \[bbbbbbbbbbbbbbbb\]/);
     });
 
-    it('the report\'s stored sweep is keyed by the data\'s content: changed files in the same folder are another study', () => {
+    it('the report\'s stored sweep is keyed by the data\'s content: changed files in the same folder are another study', async () => {
       const data = writeDataFolder(tmpDir('data-'), 40, 20);
       const ask = { data, model: 'net', epochs: 1, workers: [1, 8] };
-      const before = sweepRequest(ask).key;
-      assert.equal(sweepRequest(ask).key, before, 'the same files, the same key');
+      const before = (await sweepRequest(ask)).key;
+      assert.equal((await sweepRequest(ask)).key, before, 'the same files, the same key');
       const labels = path.join(data, MNIST_FILES.trainLabels);
       const bytes = fs.readFileSync(labels);
       bytes[bytes.length - 1] = (bytes[bytes.length - 1] + 1) % 10;
       fs.writeFileSync(labels, bytes);
-      assert.notEqual(sweepRequest(ask).key, before);
+      assert.notEqual((await sweepRequest(ask)).key, before);
     });
 
     it('a run records its data\'s content fingerprint', () => {
