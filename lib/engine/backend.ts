@@ -148,7 +148,7 @@ export async function initBackend(request: BackendRequest = 'auto'): Promise<Bac
       skipped.push(`webgpu: only ${describeAdapter(probe.adapter)}, which auto does not use (--backend webgpu does)`);
     } else {
       try {
-        await useWebgpu(probe, (n) => tf.setBackend(n));
+        await useWebgpu((n) => tf.setBackend(n));
         await tf.ready();
         name = 'webgpu';
         adapter = probe.adapter;

@@ -9,6 +9,7 @@
  * The probe says exactly what was found or what is missing, for the backend line, config.json
  * and `npm run doctor`.
  */
+import { execFile } from 'node:child_process';
 import { isInstalled } from '../util/packages';
 
 /** The adapter Dawn offers, as GPUAdapterInfo describes it. */
@@ -21,9 +22,11 @@ export interface GpuAdapter {
   software: boolean;
 }
 
-export type WebgpuProbe =
-  | { ok: true; adapter: GpuAdapter; gpu: unknown; globals: Record<string, unknown> }
-  | { ok: false; reason: string; adapter?: GpuAdapter };
+/** What Dawn found: an adapter, or why there is none. */
+export type WebgpuProbe = { ok: true; adapter: GpuAdapter } | { ok: false; reason: string };
+
+/** Dawn loaded in this process, with its adapter. */
+type Loaded = { ok: true; adapter: GpuAdapter; gpu: unknown; globals: Record<string, unknown> };
 
 interface Dawn { create(flags: string[]): { requestAdapter(o?: object): Promise<DawnAdapter | null> }; globals: Record<string, unknown> }
 interface DawnAdapter { info?: Partial<GpuAdapter> & { isFallbackAdapter?: boolean }; isFallbackAdapter?: boolean }
@@ -35,13 +38,29 @@ const NO_ADAPTER = 'Dawn found no Vulkan device: no GPU driver ICD is installed 
 
 let probed: Promise<WebgpuProbe> | undefined;
 
-/** Loads Dawn and asks it for an adapter, once per process. */
+/**
+ * Asks Dawn for an adapter, once per process, in a child process: Dawn writes warnings of its own
+ * to stderr (on lavapipe: "maxDynamic...BuffersPerPipelineLayout artificially reduced"), which
+ * would stand before every message of a process that only wanted to know, and a driver that
+ * crashes while probing takes only the child down.
+ */
 export function probeWebgpu(): Promise<WebgpuProbe> {
-  probed ??= probe();
+  probed ??= new Promise((resolve) => {
+    execFile(process.execPath, [__filename, '--probe'], { encoding: 'utf8', timeout: 60_000 }, (err, stdout) => {
+      const line = stdout.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(line) as WebgpuProbe);
+      } catch {
+        const how = err ? ((err as { signal?: string }).signal ? `was killed by ${(err as { signal?: string }).signal}` : `failed (${err.message.split('\n')[0]})`) : 'printed nothing';
+        resolve({ ok: false, reason: `probing Dawn for a Vulkan device ${how}` });
+      }
+    });
+  });
   return probed;
 }
 
-async function probe(): Promise<WebgpuProbe> {
+/** Loads Dawn in this process and asks it for an adapter. */
+async function loadDawn(): Promise<Loaded | Extract<WebgpuProbe, { ok: false }>> {
   for (const pkg of ['webgpu', '@tensorflow/tfjs-backend-webgpu']) {
     if (!isInstalled(pkg)) return { ok: false, reason: `${pkg} not installed (npm ci installs it)` };
   }
@@ -82,7 +101,9 @@ export function describeAdapter(a: GpuAdapter): string {
  * Makes Dawn's adapter the process's `navigator.gpu` and selects tfjs's WebGPU backend. Node 21+
  * has a read-only global navigator, so it is redefined rather than assigned.
  */
-export async function useWebgpu(probe: Extract<WebgpuProbe, { ok: true }>, setBackend: (name: string) => Promise<boolean>): Promise<void> {
+export async function useWebgpu(setBackend: (name: string) => Promise<boolean>): Promise<void> {
+  const probe = await loadDawn();
+  if (!probe.ok) throw new Error(probe.reason);
   for (const [key, value] of Object.entries(probe.globals)) {
     if (!(key in globalThis)) Object.defineProperty(globalThis, key, { value, configurable: true, writable: true });
   }
@@ -93,4 +114,12 @@ export async function useWebgpu(probe: Extract<WebgpuProbe, { ok: true }>, setBa
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('@tensorflow/tfjs-backend-webgpu'); // registers 'webgpu' now that navigator.gpu exists
   if (!(await setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") returned false');
+}
+
+// `node webgpu.js --probe`: the child probeWebgpu starts; one JSON line on stdout.
+if (require.main === module && process.argv[2] === '--probe') {
+  void loadDawn().then((p) => {
+    process.stdout.write(`${JSON.stringify(p.ok ? { ok: true, adapter: p.adapter } : p)}\n`);
+    process.exit(0); // Dawn's instance would keep the process alive
+  });
 }

@@ -12,10 +12,10 @@ import { describe, it } from 'node:test';
 import { initBackend } from '../../lib/engine/backend';
 import { runCli, tmpDir } from '../helpers';
 
-/** What Dawn finds here, asked in a child process (the test files load synchronously). */
-const probe = JSON.parse(spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(__dirname, '..', '..', 'lib', 'engine', 'webgpu.js'))})
-  .probeWebgpu().then((p) => console.log(JSON.stringify(p.ok ? { ok: true, software: p.adapter.software } : { ok: false, reason: p.reason })))`],
-{ encoding: 'utf8', timeout: 60_000 }).stdout.trim().split('\n').pop() || '{"ok":false,"reason":"the probe printed nothing"}') as { ok: boolean; software?: boolean; reason?: string };
+/** What Dawn finds here, asked as the lab asks it (a child process; the test files load synchronously). */
+const probe = JSON.parse(spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'lib', 'engine', 'webgpu.js'), '--probe'],
+  { encoding: 'utf8', timeout: 60_000 }).stdout.trim().split('\n').pop() || '{"ok":false,"reason":"the probe printed nothing"}') as
+  { ok: boolean; adapter?: { software: boolean }; reason?: string };
 const skip = probe.ok ? false : `SKIPPED: no WebGPU adapter here (${probe.reason}); CI installs lavapipe: apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`;
 if (skip) process.stdout.write(`# ${skip}\n`);
 
@@ -25,7 +25,7 @@ const losses = (stdout: string) => [...stdout.matchAll(/Loss: ([\d.]+)/g)].map((
 describe('the webgpu backend', { skip }, () => {
   it('auto uses a hardware adapter only, and says why it passed over a software one', async () => {
     const info = await initBackend('auto');
-    if (probe.software) {
+    if (probe.adapter!.software) {
       assert.notEqual(info.name, 'webgpu');
       assert.match(info.line, /webgpu: only .+ \(a software adapter: the CPU, not a GPU\), which auto does not use \(--backend webgpu does\)/);
     } else {
@@ -48,7 +48,7 @@ describe('the webgpu backend', { skip }, () => {
     assert.equal(config.backend, 'webgpu');
     assert.equal(config.compute_threads, 1);
     assert.equal(typeof config.adapter.vendor, 'string');
-    assert.equal(config.adapter.software, probe.software);
+    assert.equal(config.adapter.software, probe.adapter!.software);
     const resumed = runCli('train', ['--resume', out, '--epochs', '2', '--plain']);
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.equal(fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 2);
