@@ -92,6 +92,7 @@ runMain(async () => {
       infer_samples_per_s: r.infer_samples_per_s, infer_step_ms: r.infer_step_ms, cpus: os.availableParallelism(),
       test_pass_s_1_thread: testPass.one_thread_s, test_pass_s: testPass.threads_s, test_pass_speedup: testPass.speedup,
       kernels_ms: Object.fromEntries(r.kernels.map((k) => [k.kernel, Number(k.ms.toFixed(2))])),
+      kernel_calls_per_step: kernelCalls(r.kernels),
     }));
   }
 });
@@ -107,7 +108,7 @@ const PEER_ROUNDS = 3;
 async function benchAllModels(batchSize: number, steps: number, threads: number, backend: string, log: (s: string) => void, json: boolean,
   peer: boolean): Promise<void> {
   const rows: Record<string, { parameters: number; default_compute_threads: number; train_samples_per_s_1_thread: number; train_samples_per_s: number;
-    infer_samples_per_s: number; top_kernels_ms: Record<string, number>; pytorch_train_samples_per_s?: number; ratio_to_pytorch?: number;
+    infer_samples_per_s: number; top_kernels_ms: Record<string, number>; kernel_calls_per_step: number; pytorch_train_samples_per_s?: number; ratio_to_pytorch?: number;
     train_samples_per_s_default_rounds?: number[]; pytorch_train_samples_per_s_rounds?: number[] }> = {};
   const python = peer ? findPeerPython() : undefined;
   if (python && 'missing' in python) log(`PyTorch peer: not measured: ${python.missing}`);
@@ -130,7 +131,8 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
     const top = one.kernels.slice(0, 3);
     const usual = defaultComputeThreads(backend, process.env, name);
     rows[name] = { parameters, default_compute_threads: usual, train_samples_per_s_1_thread: one.train_samples_per_s, train_samples_per_s: many.train_samples_per_s,
-      infer_samples_per_s: one.infer_samples_per_s, top_kernels_ms: Object.fromEntries(one.kernels.slice(0, 5).map((k) => [k.kernel, Number(k.ms.toFixed(2))])) };
+      infer_samples_per_s: one.infer_samples_per_s, top_kernels_ms: Object.fromEntries(one.kernels.slice(0, 5).map((k) => [k.kernel, Number(k.ms.toFixed(2))])),
+      kernel_calls_per_step: kernelCalls(one.kernels) };
     let peerColumns = '';
     if (peerPython) {
       // Ours at the threads npm run train picks for the model and PyTorch on all the threads, alternately,
@@ -156,4 +158,12 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
     `${peerInfo ? `; ours dflt, torch, ours/: ours at the default threads, PyTorch ${peerInfo.torch} (${peerInfo.blas}, ${peerInfo.threads} threads, ` +
       `${peerInfo.python}) and their ratio, medians of ${PEER_ROUNDS} alternating runs` : ''})`);
   if (json) log(JSON.stringify({ backend, batch_size: batchSize, warmup_seconds: warmupSeconds(), compute_threads: threads, cpus: os.availableParallelism(), peer: peerInfo ?? null, models: rows }));
+}
+
+/**
+ * Kernels one training step runs (tf.profile's count, op wrappers left out): on webgpu nearly each
+ * is a GPU dispatch (Reshape and Identity are not), the figure a GPU engine lowers by fusing.
+ */
+function kernelCalls(kernels: { calls: number }[]): number {
+  return kernels.reduce((n, k) => n + k.calls, 0);
 }

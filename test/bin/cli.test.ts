@@ -75,6 +75,7 @@ describe('bench --model all (small steps: the code path, not the speed)', () => 
     for (const [name, m] of Object.entries(json.models)) {
       for (const k of ['train_samples_per_s_1_thread', 'train_samples_per_s', 'infer_samples_per_s']) assert.ok(m[k] > 0, `${name} ${k}`);
       assert.ok(Object.keys(m.top_kernels_ms).length > 0, `${name} kernels`);
+      assert.ok(Number.isInteger(m.kernel_calls_per_step) && m.kernel_calls_per_step >= Object.keys(m.top_kernels_ms).length, `${name} kernel calls`);
     }
     assert.equal(json.models.net.parameters, 3274634);
     assert.match(r.stdout, /model +params +train 1 thr +train 2 thr +ratio +default +infer/);
