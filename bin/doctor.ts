@@ -13,7 +13,7 @@ import { initBackend, probeNodeBinding, visibleGpus } from '../lib/engine/backen
 import { describeAdapter, probeWebgpu } from '../lib/engine/webgpu';
 import { tfjsVersions } from '../lib/util/machine';
 import { runMain } from '../lib/util/errors';
-import { findChromium } from '../report/chromium';
+import { findChromium } from '../lib/browser/chromium';
 import { findJupyterPython } from '../lib/notebook/jupyter';
 
 interface Check { name: string; ok: boolean; detail: string; fix?: string; required?: boolean }

@@ -17,10 +17,12 @@ import { DEFAULTS } from '../lib/training/options';
 import { fingerprintOf } from '../lib/data/dataset';
 import { machineInfo } from '../lib/util/machine';
 import { analyse, loaderTable, LoaderRow } from './analysis';
-import { curveFigure, epochTimeFigure, lineTimeFigure, renderSvgs, timelineFigure, waitFigure } from './charts';
-import { findChromium } from './chromium';
+import { curveFigure, epochTimeFigure, lineTimeFigure, timelineFigure, waitFigure } from './charts';
+import { renderSvgs } from '../lib/browser/plotly-svg';
+import { findChromium } from '../lib/browser/chromium';
 import { diagramSvg, modelFacts } from './model-facts';
-import { removeTemporaries, renderPdf } from './render';
+import { removeTemporaries } from '../lib/browser/folders';
+import { renderPdf } from './render';
 import { writeFileAtomic } from '../lib/util/files';
 import { escapeHtml } from '../lib/util/html';
 

@@ -1,13 +1,10 @@
 /**
- * The report's charts as Plotly figures, rendered to SVG (vector) by Plotly itself in a
- * headless Chromium page. Sized to fit an A4 page (560 px wide).
+ * The report's charts as Plotly figures (rendered to SVG by lib/browser/plotly-svg), sized
+ * to fit an A4 page (560 px wide).
  */
-import puppeteer from 'puppeteer';
 import { linesByWorkers, SweepData } from '../lib/runs/sweep';
 import { EPOCH_SPAN, mergeTimelines, Span, ThreadTimeline } from '../lib/profiling/trace';
-import { Figure, plotlySource } from '../lib/util/html';
-import type { Browser } from './chromium';
-import { type BrowserFolders, withBrowserProfile } from './render';
+import type { Figure } from '../lib/util/html';
 
 
 export const CHART_WIDTH = 560;
@@ -149,31 +146,4 @@ export function timelineFigure(d: SweepData, workers = [d.workers[0], d.workers[
     }
   });
   return { data, layout };
-}
-
-/** Renders figures to SVG strings with Plotly.toImage in one headless page. */
-export async function renderSvgs(figures: Figure[], chromium: Browser, timeoutMs = 60_000): Promise<string[]> {
-  return withBrowserProfile((folders) => svgsIn(figures, chromium, timeoutMs, folders));
-}
-
-async function svgsIn(figures: Figure[], chromium: Browser, timeoutMs: number, { userDataDir, env }: BrowserFolders): Promise<string[]> {
-  const browser = await puppeteer.launch({ executablePath: chromium.path, args: chromium.args, headless: chromium.headless, timeout: timeoutMs, userDataDir, env });
-  try {
-    const page = await browser.newPage();
-    page.setDefaultTimeout(timeoutMs);
-    await page.setContent('<!doctype html><html><body><div id="plot"></div></body></html>');
-    await page.addScriptTag({ content: plotlySource() });
-    const out: string[] = [];
-    for (const figure of figures) {
-      const url = await page.evaluate(async (json: string) => {
-        const fig = JSON.parse(json) as { data: unknown[]; layout: { width: number; height: number } };
-        const P = (globalThis as unknown as { Plotly: { toImage(f: unknown, o: unknown): Promise<string> } }).Plotly;
-        return P.toImage(fig, { format: 'svg', width: fig.layout.width, height: fig.layout.height });
-      }, JSON.stringify(figure));
-      out.push(decodeURIComponent(String(url).replace(/^data:image\/svg\+xml,/, '')));
-    }
-    return out;
-  } finally {
-    await browser.close();
-  }
 }

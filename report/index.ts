@@ -3,8 +3,9 @@ export { architectureMarkdown, buildReports, ensureResults, profilingMarkdown } 
 export type { ReportOptions } from './build';
 export { analyse, loaderTable } from './analysis';
 export type { Analysis, LoaderRow, LoaderSide, PerWorkers } from './analysis';
-export { curveFigure, epochTimeFigure, lineTimeFigure, renderSvgs, timelineFigure, timelineWindow, waitFigure } from './charts';
+export { curveFigure, epochTimeFigure, lineTimeFigure, timelineFigure, timelineWindow, waitFigure } from './charts';
+export { renderSvgs } from '../lib/browser/plotly-svg';
 export { diagramSvg, modelFacts } from './model-facts';
 export type { LayerFacts, ModelFacts } from './model-facts';
-export { findChromium } from './chromium';
+export { findChromium } from '../lib/browser/chromium';
 export { renderPdf } from './render';

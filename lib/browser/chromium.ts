@@ -8,8 +8,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { UserError } from '../lib/util/errors';
-import { installedVersions } from '../lib/util/packages';
+import { UserError } from '../util/errors';
+import { installedVersions } from '../util/packages';
 
 const SYSTEM = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'];
 const PACKAGED = '@sparticuz/chromium';
