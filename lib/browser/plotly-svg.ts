@@ -17,8 +17,9 @@ export class PlotlySvgRenderer {
     const folder = openBrowserFolder();
     let browser: Puppeteer | undefined;
     try {
+      // pipe: the browser quits when this process does, even if close() is never reached (a notebook kernel shut down).
       browser = await puppeteer.launch({ executablePath: chromium.path, args: chromium.args, headless: chromium.headless, timeout: timeoutMs,
-        userDataDir: folder.userDataDir, env: folder.env });
+        userDataDir: folder.userDataDir, env: folder.env, pipe: true });
       const page = await browser.newPage();
       page.setDefaultTimeout(timeoutMs);
       await page.setContent('<!doctype html><html><body><div id="plot"></div></body></html>');

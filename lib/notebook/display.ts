@@ -1,14 +1,16 @@
 /**
  * Display helpers for the tslab notebooks in notebooks/: live training progress, HTML
- * tables (from rows or a danfo DataFrame), interactive Plotly charts that work offline,
- * and digits as PNG images. Everything renders through tslab's display API.
+ * tables (from rows or a danfo DataFrame), Plotly charts (interactive where a viewer can,
+ * a static image everywhere, offline), and digits as PNG images. Everything renders through tslab's display API.
  */
 import { PNG } from 'pngjs';
 import type { DataFrame } from 'danfojs-node';
 import type { Progress } from '../training/progress';
 import type { ProfileSession } from '../profiling/session';
 import { lineProfileBlock } from './lprun';
-import { escapeHtml, Figure, plotlySource } from '../util/html';
+import { escapeHtml, Figure } from '../util/html';
+import { chartSvg } from './chart-image';
+import { PLOTLY_NBEXTENSION } from './jupyter';
 
 interface TslabDisplay { html(s: string): void; png(b: Uint8Array): void; text(s: string): void }
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -32,28 +34,67 @@ export function showTable(source: Record<string, unknown>[] | DataFrame, digits 
   tslab().display.html(htmlTable(source, digits));
 }
 
-let plotlyShipped = false;
-let plotCounter = 0;
+let chartCounter = 0;
 
-/**
- * HTML for an interactive Plotly chart. The first chart of a session carries plotly.js
- * itself (offline: no CDN), loaded so that the classic notebook's require.js does not
- * capture it.
- */
-export function plotlyHtml(figure: Figure): string {
-  const id = `plot-${Date.now()}-${++plotCounter}`;
-  let lib = '';
-  if (!plotlyShipped) {
-    const source = plotlySource();
-    lib = `<script>(function(){var define=undefined,module=undefined,exports=undefined;${source}\n}).call(window);</script>`;
-    plotlyShipped = true;
-  }
-  return `${lib}<div id="${id}" class="plotly-chart" style="width:${figure.layout.width ?? 600}px"></div>` +
-    `<script>window.Plotly.newPlot(${JSON.stringify(id)}, ${JSON.stringify(figure.data)}, ${JSON.stringify(figure.layout)});</script>`;
+/** A figure as plain JSON: typed arrays become arrays (Plotly's JSON MIME type has no other). */
+function plainFigure(figure: Figure): Figure {
+  return JSON.parse(JSON.stringify(figure, (_key, value: unknown) => ArrayBuffer.isView(value) && !(value instanceof DataView)
+    ? Array.from(value as unknown as ArrayLike<number>) : value)) as Figure;
 }
 
+function chartTitle(figure: Figure): string {
+  const title = figure.layout.title as string | { text?: string } | undefined;
+  return (typeof title === 'string' ? title : title?.text) ?? 'chart';
+}
+
+/**
+ * A chart as a MIME bundle, one output that each viewer reads its own way:
+ * - application/vnd.plotly.v1+json, drawn interactively by JupyterLab's and VS Code's Plotly renderers;
+ * - text/html, the static image, which the classic notebook replaces with an interactive chart when the
+ *   notebook is trusted, from the plotly.js that `npm run kernel` installs (not inlined: no 4.7 MB per notebook);
+ *   untrusted notebooks, nbconvert's HTML, GitHub and nbviewer keep the image;
+ * - image/svg+xml, the same image for viewers that take no HTML; text/plain names the chart.
+ * `svg` is Plotly's own rendering of the figure (chart-image.ts); without one the HTML says why.
+ */
+export function plotlyBundle(figure: Figure, image: { svg?: string; error?: string }): Record<string, unknown> {
+  const fig = plainFigure(figure);
+  const id = `mnist-lab-chart-${Date.now()}-${++chartCounter}`;
+  const title = chartTitle(fig);
+  const still = image.svg
+    ? `<img alt="${escape(title)}" src="data:image/svg+xml;base64,${Buffer.from(image.svg).toString('base64')}">`
+    : `<pre>${escape(`Chart "${title}": no static image (${image.error ?? 'not rendered'}); interactive where plotly.js is available.`)}</pre>`;
+  const json = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
+  const script = `<script>(function () {
+  var el = document.getElementById(${json(id)}), fig = ${json(fig)};
+  var draw = function (Plotly) { if (!Plotly) return; el.innerHTML = ''; Plotly.newPlot(el, fig.data, fig.layout); };
+  if (!el) return;
+  if (window.Plotly) return draw(window.Plotly);
+  var base = window.Jupyter && window.Jupyter.notebook && window.Jupyter.notebook.base_url;
+  if (!base || !window.requirejs) return; // not the classic notebook: the image stays
+  window.requirejs.config({ paths: { 'mnist-lab-plotly': base + 'nbextensions/${PLOTLY_NBEXTENSION}' } });
+  // plotly.js 4 defines no AMD module: it sets window.Plotly when loaded.
+  window.requirejs(['mnist-lab-plotly'], function () { draw(window.Plotly); }, function () {});
+})();</script>`;
+  const bundle: Record<string, unknown> = {
+    'application/vnd.plotly.v1+json': { data: fig.data, layout: fig.layout },
+    'text/html': `<div id="${id}" class="mnist-lab-chart">${still}</div>${script}`,
+    'text/plain': `Plotly chart: ${title}`,
+  };
+  if (image.svg) bundle['image/svg+xml'] = image.svg;
+  return bundle;
+}
+
+/** Shows a Plotly figure in the current cell (see plotlyBundle); blocks while its static image is drawn. */
 export function showPlot(figure: Figure): void {
-  tslab().display.html(plotlyHtml(figure));
+  displayBundle(plotlyBundle(figure, chartSvg(figure)));
+}
+
+/** One display_data output with several MIME types (tslab's display API sends one type per output). */
+function displayBundle(data: Record<string, unknown>): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const jupyter = require('tslab/dist/jupyter') as { lastWriteDisplayData: ((d: unknown, update: boolean) => void) | null };
+  if (!jupyter.lastWriteDisplayData) throw new Error('showPlot: no notebook cell is running (it displays through the tslab kernel)');
+  jupyter.lastWriteDisplayData({ data, metadata: {}, transient: {} }, false);
 }
 
 /** A grey-scale PNG of a width x height image (dark digits on white), scaled up by `scale`. */

@@ -1,7 +1,8 @@
 /**
  * Jupyter for the notebooks: finds a Python with Jupyter (Debian's is /usr/bin/python3;
  * the first python3 on PATH may be another one), installs tslab's kernelspec under the
- * project (.jupyter/, found through JUPYTER_PATH: no system-wide change), and executes
+ * project (.jupyter/, found through JUPYTER_PATH: no system-wide change) with plotly.js as
+ * an nbextension beside it, and executes
  * notebooks headless with scripts/execute_notebook.py (nbclient).
  */
 import fs from 'node:fs';
@@ -14,6 +15,9 @@ import { projectRoot } from '../util/paths';
 function jupyterPrefix(): string {
   return path.resolve(process.env.MNIST_LAB_JUPYTER ?? path.join(projectRoot(), '.jupyter'));
 }
+
+/** Where installKernel puts plotly.js for the classic notebook (served under /nbextensions/ from JUPYTER_PATH). */
+export const PLOTLY_NBEXTENSION = 'mnist-profiling-lab/plotly.min';
 
 export function jupyterPath(): string {
   return path.join(jupyterPrefix(), 'share', 'jupyter');
@@ -34,6 +38,10 @@ export function findJupyterPython(): string {
 /** Installs (or refreshes) the tslab kernelspec in .jupyter/; returns the JUPYTER_PATH to use. */
 export function installKernel(python = findJupyterPython()): string {
   const root = projectRoot();
+  // The notebooks import the package by its name through node_modules/mnist-profiling-lab, a link made at
+  // postinstall that a later `npm install <package>` prunes: made again here, where every notebook command passes.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require(path.join(root, 'scripts', 'link-self.js'));
   const tslabBin = path.join(path.dirname(require.resolve('tslab/package.json')), 'bin', 'tslab');
   const r = spawnSync(process.execPath, [tslabBin, 'install', `--python=${python}`, `--prefix=${jupyterPrefix()}`, `--binary=${tslabBin}`],
     { encoding: 'utf8' });
@@ -45,6 +53,10 @@ export function installKernel(python = findJupyterPython()): string {
   const kernel = JSON.parse(fs.readFileSync(spec, 'utf8')) as { argv: string[]; display_name: string };
   kernel.argv = [process.execPath, path.join(root, 'dist', 'lib', 'notebook', 'kernel.js'), ...kernel.argv.slice(1)];
   fs.writeFileSync(spec, JSON.stringify(kernel));
+  // plotly.js for the classic notebook's interactive charts, once, instead of inlined into every notebook (display.ts).
+  const plotly = path.join(jupyterPath(), 'nbextensions', `${PLOTLY_NBEXTENSION}.js`);
+  fs.mkdirSync(path.dirname(plotly), { recursive: true });
+  fs.copyFileSync(require.resolve('plotly.js-dist-min'), plotly);
   return jupyterPath();
 }
 
