@@ -57,6 +57,7 @@ function chooseNotebooks(args: string[]): string[] {
       // npm runs scripts in the project's root; INIT_CWD is where the user typed the command.
       const file = path.resolve(process.env.INIT_CWD ?? process.cwd(), arg);
       checkReadableFile('notebook', file);
+      checkFindsThePackage(file);
       chosen.push(file);
       continue;
     }
@@ -65,4 +66,25 @@ function chooseNotebooks(args: string[]): string[] {
     chosen.push(...matches.map((f) => path.join(dir, f)));
   }
   return [...new Set(chosen)];
+}
+
+/**
+ * The kernel runs in the notebook's folder and resolves imports from there: a notebook outside
+ * the project that imports the lab fails at its first cell with "Cannot find module". Said
+ * before starting, with the fix.
+ */
+function checkFindsThePackage(notebook: string): void {
+  const name = 'mnist-profiling-lab';
+  if (!fs.readFileSync(notebook, 'utf8').includes(name)) return;
+  // Walked up by hand: require.resolve from here would find the package by its own name (a self-reference).
+  for (let dir = path.dirname(notebook); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'node_modules', name, 'package.json'))) return;
+    if (path.dirname(dir) === dir) break;
+  }
+  {
+    const dir = path.dirname(notebook);
+    throw new UserError(`notebook ${notebook} imports ${name}, which cannot be found from ${dir}: keep your notebooks inside the project ` +
+      `(e.g. ${path.join(projectRoot(), 'notebooks-mine')}/), or link the package beside it:\n` +
+      `  mkdir -p ${path.join(dir, 'node_modules')} && ln -s ${projectRoot()} ${path.join(dir, 'node_modules', name)}`);
+  }
 }

@@ -59,7 +59,7 @@ describe('notebooks (headless, real Jupyter + tslab)', { skip }, () => {
 
     const train = outputs(path.join(out, '02-training.ipynb'));
     assert.match(train.text, /Final test accuracy: \d+\.\d\d% \(\d+\/2000\) after 1 epochs on wasm/);
-    assert.match(train.html, /class="plotly-chart"[\s\S]*Plotly\.newPlot/);
+    assert.match(train.html, /class="mnist-lab-chart"><img alt="Loss per epoch" src="data:image\/svg\+xml;base64,/);
     assert.match(train.html, /Test digits: predicted \(probability\), true label/);
     assert.match(train.html, /Confusion matrix \(rows: true, columns: predicted\)/);
 
@@ -102,6 +102,73 @@ describe('notebooks (headless, real Jupyter + tslab)', { skip }, () => {
     const missing = runCli('notebooks', [path.join(dir, 'nope.ipynb')]);
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, /notebook .*nope\.ipynb: no such file/);
+  });
+
+  it('a student\'s own notebook, start to finish: decorated method, redefinition, profiled library run, chart, failing cell', () => {
+    installKernel(python);
+    const dir = tmpDir('nb-student-');
+    const source = path.join(dir, 'notebooks-mine', 'mine.ipynb');
+    fs.mkdirSync(path.dirname(source));
+    const run = path.join(dir, 'run');
+    fs.writeFileSync(source, notebookOf([
+      `import { DEFAULTS, runTraining, profile } from 'mnist-profiling-lab';
+import { lprun, notebookProgress, showPlot } from 'mnist-profiling-lab/notebook';
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));`,
+      `class Trainer {
+  @profile
+  async epoch(n: number) {
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      await sleep(5);
+      total += i;
+    }
+    return total;
+  }
+}
+await lprun(() => new Trainer().epoch(3), [Trainer.prototype.epoch]);`,
+      `const work = profile(function work(n: number) { let s = 0; for (let i = 0; i < n; i++) s += i; return s; });
+await lprun(() => work(10), [work]);`,
+      `const work = profile(function work(n: number) {
+  let s = 1;
+  for (let i = 1; i <= n; i++) s *= i;
+  return s;
+});
+await lprun(() => work(5), [work]);`,
+      `const result = await runTraining({ ...DEFAULTS, model: 'fc', epochs: 1, limit: 128, workers: 1, computeThreads: 1, backend: 'wasm',
+  out: ${JSON.stringify(run)}, profile: true }, notebookProgress());
+showPlot({ data: [{ type: 'scatter', mode: 'lines+markers', name: 'train loss', x: result.metrics.map((m) => m.epoch), y: result.metrics.map((m) => m.train_loss) }],
+  layout: { title: { text: 'Training loss' }, width: 500, height: 300 } });`,
+      "throw new RangeError('--limit 0: expected at least 1 image');",
+      'console.log("never printed");',
+    ]));
+    const out = path.join(dir, 'out');
+    // Outside the project the package cannot be found from the notebook's folder: said before any cell runs, with the fix.
+    const unlinked = runCli('notebooks', [source, '--out', out]);
+    assert.equal(unlinked.status, 2, unlinked.stderr);
+    assert.match(unlinked.stderr, /imports mnist-profiling-lab, which cannot be found from .*notebooks-mine: keep your notebooks inside the project[\s\S]*ln -s /);
+    fs.mkdirSync(path.join(dir, 'notebooks-mine', 'node_modules'));
+    fs.symlinkSync(projectRoot(), path.join(dir, 'notebooks-mine', 'node_modules', 'mnist-profiling-lab'), 'dir');
+    const r = runCli('notebooks', [source, '--out', out], {}, 600_000);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /mine\.ipynb: cell 6 \(In \[6\]\) failed; the cells after it were not run:\n--- cell source ---\nthrow new RangeError/);
+    assert.match(r.stderr, /--- error ---[\s\S]*RangeError: --limit 0: expected at least 1 image/);
+
+    const nb = JSON.parse(fs.readFileSync(path.join(out, 'mine.ipynb'), 'utf8')) as { cells: { execution_count?: number | null; outputs?: Output[] }[] };
+    assert.deepEqual(nb.cells.map((c) => c.execution_count ?? null), [null, 1, 2, 3, 4, 5, 6, null], 'In [N] for each cell run, none for the one after the failure');
+    const html = (n: number) => (nb.cells[n].outputs ?? []).map((o) => join(o.data?.['text/html'])).join('\n');
+    assert.match(html(2), /Function: Trainer\.epoch<\/b> at line 2 of <code>&lt;cell 2&gt;<\/code>/, 'the decorated method, named by In [2]');
+    assert.match(html(3), /Function: work<\/b> at line 1 of <code>&lt;cell 3&gt;<\/code>/);
+    assert.match(html(4), /Function: work<\/b> at line 1 of <code>&lt;cell 4&gt;<\/code>[\s\S]*s \*= i/, 'the redefinition, with its own lines');
+    assert.doesNotMatch(html(4), /s \+= i/, 'the old definition\'s stats are gone');
+    assert.match(html(5), /<b>Function: trainEpoch<\/b>[\s\S]*<b>Function: trainStep<\/b>/, 'the library run\'s whole line profile');
+
+    const chart = (nb.cells[5].outputs ?? []).find((o) => o.data?.['application/vnd.plotly.v1+json']);
+    assert.ok(chart, 'the chart is a Plotly MIME bundle');
+    assert.deepEqual(Object.keys(chart.data!).sort(), ['application/vnd.plotly.v1+json', 'image/svg+xml', 'text/html', 'text/plain']);
+    assert.match(join(chart.data!['image/svg+xml']), /<svg[\s\S]*Training loss/);
+    assert.match(join(chart.data!['text/html']), /<img alt="Training loss" src="data:image\/svg\+xml;base64,/);
+    const size = fs.statSync(path.join(out, 'mine.ipynb')).size;
+    assert.ok(size < 1_000_000, `no plotly.js inlined (${size} bytes)`);
   });
 
   it('nbconvert with the project kernel: a failure names its error; --allow-errors runs the cells after it', () => {
