@@ -14,6 +14,8 @@ import { findPeerPython, PeerResult, runPeer } from '../lib/bench-peer';
 import { createModel, MODEL_NAMES } from '../lib/models';
 import { summarize } from '../lib/models/summary';
 import { checkComputeThreads, defaultComputeThreads } from '../lib/training/data-parallel';
+import { fastestCount, recordThreadSweep, sweepQuestion, threadCounts, threadSweepsFile } from '../lib/training/thread-choice';
+import { cpuAllotment } from '../lib/util/machine';
 
 runMain(async () => {
   const program = command('bench')
@@ -27,8 +29,10 @@ runMain(async () => {
     .option('--compute-threads <n>', 'threads for the data-parallel training figure (default: as npm run train picks)', positiveInt)
     .option('--json', 'print one JSON object as the last line', false)
     .option('--skip-loader', 'skip the data-loader and profiler-overhead parts (model only)', false)
-    .option('--peer', 'with --model all: train each model in PyTorch too (scripts/pytorch_peer.py, same threads and batch), ' +
+    .option('--peer', 'with --model all or --threads-sweep: train each model in PyTorch too (scripts/pytorch_peer.py, same threads and batch), ' +
       'right after ours, and give the ratio; needs a Python that imports torch (measuring only)', false)
+    .option('--threads-sweep', 'training samples/s of the model (or all) at 1, 2, 4, ... compute threads up to the CPUs this process may use ' +
+      '(with --peer, PyTorch on each count beside it); recorded for this machine: npm run train then defaults to the fastest count', false)
     .parse();
   const o = program.opts();
   setWarmupSeconds(o.warmupSeconds as number);
@@ -36,6 +40,11 @@ runMain(async () => {
   const log = (s: string) => process.stdout.write(`${s}\n`);
   log(backend.line);
   log(`CPU: ${os.cpus()[0]?.model ?? 'unknown'} x ${os.availableParallelism()}`);
+  if (o.threadsSweep) {
+    if (o.computeThreads) throw new UserError('--threads-sweep measures every thread count: leave --compute-threads out');
+    await benchThreadSweep(o.model === 'all' ? MODEL_NAMES : [o.model], o.batchSize, o.steps, backend.name, log, o.json, o.peer);
+    return;
+  }
   if (o.model === 'all') {
     // Every model on the same thread count (the machine's default), beside the default each model gets.
     const threads: number = o.computeThreads ?? defaultComputeThreads(backend.name);
@@ -43,7 +52,7 @@ runMain(async () => {
     await benchAllModels(o.batchSize, o.steps, threads, backend.name, log, o.json, o.peer);
     return;
   }
-  if (o.peer) throw new UserError('--peer goes with --model all (every zoo model beside PyTorch)');
+  if (o.peer) throw new UserError('--peer goes with --model all or --threads-sweep');
   const threads: number = o.computeThreads ?? defaultComputeThreads(backend.name, process.env, o.model);
   checkComputeThreads(threads, backend.name);
   const r = await benchModel(o.model, o.batchSize, 3, o.steps);
@@ -166,4 +175,59 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
  */
 function kernelCalls(kernels: { calls: number }[]): number {
   return kernels.reduce((n, k) => n + k.calls, 0);
+}
+
+/**
+ * Training samples/s per compute-thread count for each model (PyTorch on the same count right
+ * after ours with `peer`), and the count chosen from it; recorded for this machine, where the
+ * default compute threads of npm run train come from (training/thread-choice.ts).
+ */
+async function benchThreadSweep(models: string[], batchSize: number, steps: number, backend: string, log: (s: string) => void, json: boolean,
+  peer: boolean): Promise<void> {
+  checkComputeThreads(2, backend); // a backend that computes on its own threads (or a GPU) has nothing to sweep
+  const allotment = cpuAllotment();
+  const counts = threadCounts(allotment.cpus);
+  const python = peer ? findPeerPython() : undefined;
+  if (python && 'missing' in python) log(`PyTorch peer: not measured: ${python.missing}`);
+  const peerPython = python && 'python' in python ? python.python : undefined;
+  const file = threadSweepsFile();
+  const question = sweepQuestion(backend, batchSize);
+  const measuredAt = new Date().toISOString();
+  log(`\nThread sweep, batch ${batchSize}, synthetic data, median of ${steps} steps after a warm-up (3 steps, at least ${warmupSeconds()} s), ` +
+    `compute threads ${counts.join(', ')} (${allotment.source})${peerPython ? '; PyTorch on the same threads right after ours (ours/torch)' : ''}:\n`);
+  const width = peerPython ? 16 : 9;
+  const header = `${'model'.padEnd(16)}${counts.map((t) => `${t} thr`.padStart(width)).join('')}${'chosen'.padStart(8)}`;
+  log(header);
+  log('='.repeat(header.length));
+  const results: Record<string, { samples_per_s: Record<string, number>; pytorch_samples_per_s?: Record<string, number>; chosen: number }> = {};
+  let peerInfo: Pick<PeerResult, 'torch' | 'blas'> & { python: string } | undefined;
+  for (const name of models) {
+    const ours: Record<string, number> = {};
+    const torch: Record<string, number> = {};
+    const cells: string[] = [];
+    for (const t of counts) {
+      ours[t] = (await benchParallelTraining(name, batchSize, t, backend, 3, steps)).train_samples_per_s;
+      let cell = ours[t].toFixed(0);
+      if (peerPython) {
+        const r = runPeer(peerPython, name, { threads: t, batchSize, steps });
+        peerInfo = { python: peerPython, torch: r.torch, blas: r.blas };
+        torch[t] = r.train_samples_per_s;
+        cell += ` / ${torch[t].toFixed(0)}`;
+      }
+      cells.push(cell.padStart(width));
+    }
+    const chosen = fastestCount(ours, allotment.cpus) ?? 1;
+    if (file) recordThreadSweep(file, { ...question, model: name, measured_at: measuredAt, samples_per_s: ours });
+    results[name] = { samples_per_s: ours, ...(peerPython ? { pytorch_samples_per_s: torch } : {}), chosen };
+    log(`${name.padEnd(16)}${cells.join('')}${String(chosen).padStart(8)}`);
+  }
+  log(`\n(training samples/s; chosen: the fewest threads within 3% of the fastest, what npm run train now uses for the model here` +
+    `${peerInfo ? `; torch: PyTorch ${peerInfo.torch} (${peerInfo.blas}, ${peerInfo.python})` : ''})`);
+  log(file ? `Recorded in ${file} for ${question.machine}, ${backend}, batch ${batchSize}, ${question.software}.`
+    : 'Not recorded: no home folder (set MNIST_LAB_CACHE to keep it).');
+  if (json) {
+    log(JSON.stringify({ backend, batch_size: batchSize, warmup_seconds: warmupSeconds(), steps, cpus: allotment.cpus, cpus_source: allotment.source,
+      thread_counts: counts, measured_at: measuredAt, machine: question.machine, software: question.software, recorded_in: file ?? null,
+      peer: peerInfo ?? null, threads_sweep: results }));
+  }
 }

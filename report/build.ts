@@ -12,7 +12,7 @@ import { projectRoot, runsRoot } from '../lib/util/paths';
 import crypto from 'node:crypto';
 import { autoBackendName } from '../lib/engine/backend';
 import { linesByWorkers, Provenance, provenanceOf, readSweep, runFolder, runSweep, sweepComplete, SweepData } from '../lib/runs/sweep';
-import { defaultComputeThreads } from '../lib/training/data-parallel';
+import { studyComputeThreads } from '../lib/training/thread-choice';
 import { DEFAULTS } from '../lib/training/options';
 import { fingerprintOf } from '../lib/data/dataset';
 import { machineInfo } from '../lib/util/machine';
@@ -186,7 +186,7 @@ export async function sweepRequest(o: Pick<ReportOptions, 'data' | 'model' | 'ep
   const backend = await autoBackendName();
   const expect: Partial<Provenance> = {
     host: m.hostname, cpu_model: m.cpu_model, cpus: m.cpus, slurm_job_id: m.slurm_job_id, slurm_cpus_per_task: m.slurm_cpus_per_task,
-    backend, compute_threads: defaultComputeThreads(backend, process.env, o.model), batch_size: DEFAULTS.batchSize,
+    backend, compute_threads: studyComputeThreads(backend, process.env, o.model, o.workers).threads, batch_size: DEFAULTS.batchSize,
   };
   const data = o.data === 'embedded' ? 'embedded' : path.resolve(o.data);
   // The data by its content too: a folder whose files changed is measured anew.

@@ -52,9 +52,12 @@ export function writeDataFolder(dir: string, train = 40, test = 20, gzip = false
 export interface CliResult { status: number | null; stdout: string; stderr: string }
 
 /** Runs one of the compiled CLIs (dist/bin/NAME.js) to completion. */
+/** A cache folder with no thread sweep in it: the commands tested choose their threads by rule, whatever this machine recorded. */
+const EMPTY_CACHE = path.join(os.tmpdir(), `mnist-lab-test-cache-${process.pid}`);
+
 export function runCli(name: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 600_000): CliResult {
   const r = spawnSync(process.execPath, [path.join(projectRoot(), 'dist', 'bin', `${name}.js`), ...args], {
-    encoding: 'utf8', env: { ...process.env, ...env }, timeout: timeoutMs,
+    encoding: 'utf8', env: { ...process.env, MNIST_LAB_CACHE: EMPTY_CACHE, ...env }, timeout: timeoutMs,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -27,6 +27,7 @@ import { autoBackendName } from '../engine/backend';
 import { fingerprintOf } from '../data/dataset';
 import { parseTrainArgs } from '../training/cli';
 import { defaultComputeThreads } from '../training/data-parallel';
+import { studyComputeThreads } from '../training/thread-choice';
 import { foreignEntries, someNames } from '../util/path-checks';
 
 export interface SweepOptions {
@@ -288,6 +289,7 @@ export function gatherSweep(out: string, workers: number[]): SweepTables {
 export async function runSweep(options: SweepOptions): Promise<SweepTables> {
   const lock = FolderLock.acquire(options.out, 'sweep folder');
   try {
+    options = await withStudyComputeThreads(options);
     if (options.fresh) {
       // Every run goes, not only the requested worker counts': the folder then holds this study alone.
       for (const w of sweepWorkerCounts(options.out)) fs.rmSync(runFolder(options.out, w).dir, { recursive: true, force: true });
@@ -299,6 +301,19 @@ export async function runSweep(options: SweepOptions): Promise<SweepTables> {
   } finally {
     lock.release();
   }
+}
+
+/**
+ * Every run of the study on the same compute threads, chosen once (studyComputeThreads: the loader
+ * workers keep their CPUs), unless --compute-threads is given; said in the log with why.
+ */
+async function withStudyComputeThreads(options: SweepOptions): Promise<SweepOptions> {
+  const asked = parseTrainArgs(options.trainArgs);
+  if (asked.computeThreads !== undefined) return options;
+  const backend = asked.backend === 'auto' ? await autoBackendName() : asked.backend;
+  const choice = studyComputeThreads(backend, process.env, asked.model, options.workers, asked.batchSize);
+  options.log(`Compute threads for every run: ${choice.threads} (${choice.why})`);
+  return { ...options, trainArgs: [...options.trainArgs, '--compute-threads', String(choice.threads)] };
 }
 
 export interface EpochRow {

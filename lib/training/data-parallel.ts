@@ -23,7 +23,9 @@ import { OptimizerName, withOptimizerWeights } from './optim';
 import { UserError } from '../util/errors';
 import { PendingReplies } from '../util/pending-replies';
 import { GradientReducer, Part, trainableVariables } from './step';
-import { slurmCpus } from '../util/machine';
+import { cpuAllotment } from '../util/machine';
+import { chooseComputeThreads } from './thread-choice';
+export { MAX_DEFAULT_THREADS } from './thread-choice';
 import { MODELS } from '../models';
 import { absorb, isProfiling, ThreadRecord } from '../profiling/runtime';
 import type { Split } from '../data/dataset';
@@ -60,27 +62,14 @@ export type ReplicaReply =
 /** A request that expects a reply, before its id is assigned. */
 type Question = Extract<ReplicaRequest, { id: number }> extends infer Q ? Q extends unknown ? Omit<Q, 'id'> : never : never;
 
-/** Most replicas chosen by default: the batch of 64 is split this many ways at most. */
-export const MAX_DEFAULT_THREADS = 4;
-
-/** CPUs this process may use: Slurm's allocation when inside a job, else the machine's. */
+/** CPUs this process may use: Slurm's allocation when inside a job, else affinity and cgroup quota. */
 export function availableCpus(env = process.env): number {
-  const slurm = slurmCpus(env);
-  return slurm !== undefined && slurm > 0 ? slurm : os.availableParallelism();
+  return cpuAllotment(env).cpus;
 }
 
-/** Backends that run a step on all cores or on a GPU themselves: one compute thread drives them. */
-const SELF_PARALLEL = new Set(['tensorflow', 'webgpu']);
-
-/**
- * Compute threads for a backend (and model): 1 on libtensorflow (it threads, or runs on the
- * GPU, itself) and on WebGPU (the GPU), and for a model whose step is too short to share out
- * (`oneThread` in the zoo); otherwise one per available CPU, at most MAX_DEFAULT_THREADS.
- */
-export function defaultComputeThreads(backend: string, env = process.env, model?: string): number {
-  if (SELF_PARALLEL.has(backend)) return 1;
-  if (model && MODELS[model]?.oneThread) return 1;
-  return Math.max(1, Math.min(availableCpus(env), MAX_DEFAULT_THREADS));
+/** Compute threads for a backend (and model) by default: see thread-choice.ts. */
+export function defaultComputeThreads(backend: string, env = process.env, model?: string, batchSize = 64): number {
+  return chooseComputeThreads(backend, env, model, batchSize).threads;
 }
 
 /** Checks a --compute-threads value against the backend. */

@@ -21,7 +21,8 @@ import { machineInfo, tfjsVersions } from '../util/machine';
 import { runsRoot, timestampName } from '../util/paths';
 import { rng } from '../util/random';
 import { Checkpoint, checkFits, loadCheckpoint, saveCheckpoint } from './checkpoint';
-import { DataParallel, checkComputeThreads, defaultComputeThreads } from './data-parallel';
+import { DataParallel, checkComputeThreads } from './data-parallel';
+import { chooseComputeThreads, type ThreadChoice } from './thread-choice';
 import { DivergedError, trainEpoch } from './epoch';
 import { testLogLine, TestResult } from './evaluate';
 import { createOptimizer, learningRateAt, setLearningRate } from './optim';
@@ -98,7 +99,9 @@ async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progr
   const model = createModel(options.model, options.seed);
   progress.line(formatSummary(summarize(model)));
   const optimizer = createOptimizer(options.optimizer, options.lr, options.momentum);
-  const threads = options.computeThreads ?? defaultComputeThreads(backend.name, process.env, options.model);
+  const choice: ThreadChoice = options.computeThreads !== undefined ? { threads: options.computeThreads, why: 'asked for' }
+    : chooseComputeThreads(backend.name, process.env, options.model, options.batchSize);
+  const threads = choice.threads;
   checkComputeThreads(threads, backend.name);
   const session = options.profile || isProfiling() ? new ProfileSession() : undefined;
   let start: Start;
@@ -117,7 +120,7 @@ async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progr
     threads, model: options.model, seed: options.seed, backend: backend.name,
     optimizer: { name: options.optimizer, lr: options.lr, momentum: options.momentum },
   });
-  progress.line(computeLine(threads, Math.min(options.batchSize, data.train.count)));
+  progress.line(computeLine(threads, Math.min(options.batchSize, data.train.count), choice.why));
   const onBatchLoss = (epoch: number, batch: number, loss: number) =>
     folder.appendBatch({ epoch, batch, samples: batch * options.batchSize, loss });
   const { metrics } = start;
@@ -350,11 +353,11 @@ function loaderLine(workers: number): string {
 }
 
 /** The run's line about how each step is computed. */
-function computeLine(threads: number, batchSize: number): string {
-  if (threads === 1) return 'Compute: 1 thread (--compute-threads to change)';
+function computeLine(threads: number, batchSize: number, why: string): string {
+  if (threads === 1) return `Compute: 1 thread (${why}; --compute-threads to change)`;
   const sizes = splitRows(batchSize, threads).map(([, n]) => n);
   return `Compute: ${threads} threads, data parallel: each batch of ${batchSize} is split ${sizes.join(' + ')}, ` +
-    'gradients summed in shared memory (--compute-threads to change)';
+    `gradients summed in shared memory (${why}; --compute-threads to change)`;
 }
 
 function stopMessage(stopped: { signal: string; epoch: number }, dir: string): string {

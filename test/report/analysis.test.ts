@@ -61,6 +61,7 @@ describe('profiling analysis is computed from the numbers', () => {
     assert.match(text, /loop header's time per step fell, from 240\.00 ms with 1 worker to 16\.00 ms with 8 \(-224\.00 ms, -93\.3%\)/);
     assert.match(text, /8 workers are faster: a speedup of 1\.39×, a parallel efficiency of 17\.4% for 8× the workers/);
     assert.match(text, /8 workers fit in the 16 CPU cores/);
+    assert.match(text, /With 8 loader workers that is 9 threads on 16 CPU cores, each with a core of its own\./, 'how the cores were shared');
     assert.match(text, /More workers prepare batches ahead/);
     assert.doesNotMatch(text, /slower|did not bring batches sooner|more than the/);
     assert.match(text, /busiest single line is 40 of `trainStep`/);
@@ -74,6 +75,7 @@ describe('profiling analysis is computed from the numbers', () => {
     assert.match(text, /time per step rose, from 0\.80 ms with 1 worker to 4\.00 ms with 8/);
     assert.match(text, /8 workers are slower: a speedup of 0\.91× \(a slowdown\)/);
     assert.match(text, /8 workers are more than the 2 CPU cores available/);
+    assert.match(text, /With 8 loader workers that is 9 threads on 2 CPU cores: 7 more than the cores, so threads took turns\./);
     assert.match(text, /compete with the training step for the same 2 CPU cores/);
     assert.doesNotMatch(text, /are faster|fit in the|prepare batches ahead/);
     assert.match(text, /still small: the step would remain the bottleneck/);
