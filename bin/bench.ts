@@ -86,10 +86,12 @@ runMain(async () => {
     const overhead = await benchProfileOverhead(limitTrain(data, 1280).train, { workers: 8, threads, backend: backend.name });
     log(`\nProfiling overhead on a training epoch, everything on (line profiler, timelines of every thread, 8 loader workers, ` +
       `${threads} compute thread${threads === 1 ? '' : 's'}; 1,280 samples, median of 3): ` +
-      `${overhead.off_s.toFixed(2)} s off, ${overhead.on_s.toFixed(2)} s on: ${overhead.overhead_pct.toFixed(2)}% (${overhead.trace_events} trace events)`);
+      `${overhead.off_s.toFixed(2)} s off, ${overhead.on_s.toFixed(2)} s on: ${overhead.overhead_pct.toFixed(2)}% (${overhead.trace_events} trace events); ` +
+      `of it, during the steps ${overhead.steps_overhead_pct.toFixed(2)}%, and ${overhead.gather_s.toFixed(3)} s after them gathering every thread's records`);
     Object.assign(extra, {
       loader_batches_per_s: perWorkers, loader_rss_mb_w1: rss1, loader_rss_mb_w8: rss8, loader_mb_per_worker: perWorkerMB,
       profile_overhead_pct: overhead.overhead_pct, profile_epoch_s_off: overhead.off_s, profile_epoch_s_on: overhead.on_s,
+      profile_overhead_steps_pct: overhead.steps_overhead_pct, profile_gather_s: overhead.gather_s,
       profile_overhead_workers: overhead.workers, profile_overhead_compute_threads: overhead.compute_threads, profile_trace_events: overhead.trace_events,
     });
   }

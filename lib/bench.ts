@@ -210,7 +210,8 @@ async function alternate(a: () => Promise<number>, b: () => Promise<number>, rou
  * alternately, `rounds` times each; medians.
  */
 export async function benchProfileOverhead(split: Split, o: { workers: number; threads: number; backend: string; rounds?: number }):
-  Promise<{ off_s: number; on_s: number; overhead_pct: number; workers: number; compute_threads: number; trace_events: number }> {
+  Promise<{ off_s: number; on_s: number; overhead_pct: number; steps_overhead_pct: number; gather_s: number; workers: number; compute_threads: number;
+    trace_events: number }> {
   const rounds = o.rounds ?? 3;
   const model = createModel('net', 1);
   const optimizer = createOptimizer('adadelta', 1.0, 0);
@@ -218,12 +219,17 @@ export async function benchProfileOverhead(split: Split, o: { workers: number; t
   const loader = new DataLoader(split, { batchSize: 64, shuffle: true, seed: 1, numWorkers: o.workers, persistentWorkers: true });
   const progress = memoryProgress([]);
   let traceEvents = 0;
+  // Where the overhead goes: during the steps (the probes), or after them (gathering every thread's records).
+  const trainSeconds: Record<'off' | 'on', number[]> = { off: [], on: [] };
+  const gatherSeconds: number[] = [];
   const epoch = async (on: boolean) => {
     await parallel.sync(model, optimizer, 1.0, 1, 1);
     seedDropout(model, rng(1, 'dropout', 1));
     const session = on ? new ProfileSession() : undefined;
     const t0 = performance.now();
     await trainEpoch({ model, optimizer, loader, logInterval: 10, progress, parallel }, 1);
+    const t1 = performance.now();
+    trainSeconds[on ? 'on' : 'off'].push((t1 - t0) / 1000);
     if (session) {
       recordSpan('epoch 1', performance.timeOrigin + t0, clock());
       await parallel.collect();
@@ -231,6 +237,7 @@ export async function benchProfileOverhead(split: Split, o: { workers: number; t
       traceEvents = session.trace('bench').traceEvents.length;
       session.threadSummary();
       session.close();
+      gatherSeconds.push((performance.now() - t1) / 1000);
     }
     return (performance.now() - t0) / 1000;
   };
@@ -240,7 +247,9 @@ export async function benchProfileOverhead(split: Split, o: { workers: number; t
   await parallel.close();
   optimizer.dispose();
   model.dispose();
-  return { off_s: offS, on_s: onS, overhead_pct: (100 * (onS - offS)) / offS, workers: o.workers, compute_threads: o.threads, trace_events: traceEvents };
+  const stepsOff = median(trainSeconds.off);
+  return { off_s: offS, on_s: onS, overhead_pct: (100 * (onS - offS)) / offS, steps_overhead_pct: (100 * (median(trainSeconds.on) - stepsOff)) / stepsOff,
+    gather_s: median(gatherSeconds), workers: o.workers, compute_threads: o.threads, trace_events: traceEvents };
 }
 
 /**
