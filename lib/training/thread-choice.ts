@@ -112,8 +112,7 @@ export function chooseComputeThreads(backend: string, env: NodeJS.ProcessEnv = p
     if (MODELS[model]?.oneThread) return { threads: 1, why: `${model}'s step is too short to share out` };
   }
   const threads = Math.max(1, Math.min(allotment.cpus, MAX_DEFAULT_THREADS));
-  return { threads, why: `one per CPU (${allotment.source}), at most ${MAX_DEFAULT_THREADS}; not measured here: ` +
-    'npm run bench -- --model all --threads-sweep measures every count and makes the choice' };
+  return { threads, why: `one per CPU (${allotment.source}), at most ${MAX_DEFAULT_THREADS}; not measured here (npm run bench -- --threads-sweep)` };
 }
 
 /**

@@ -39,7 +39,7 @@ describe('compute threads by default', () => {
     const env = { MNIST_LAB_CACHE: cache, SLURM_CPUS_PER_TASK: '2' };
     const rule = chooseComputeThreads('wasm', env, 'gap-8k');
     assert.equal(rule.threads, 2);
-    assert.match(rule.why, /one per CPU \(Slurm's --cpus-per-task 2\), at most 4; not measured here: npm run bench -- --model all --threads-sweep/);
+    assert.match(rule.why, /one per CPU \(Slurm's --cpus-per-task 2\), at most 4; not measured here \(npm run bench -- --threads-sweep\)/);
     const file = threadSweepsFile(env)!;
     assert.equal(file, path.join(cache, 'thread-sweeps.json'));
     recordThreadSweep(file, { ...sweepQuestion('wasm', 64), model: 'gap-8k', measured_at: '2026-12-05T12:00:00.000Z', samples_per_s: { 1: 1542, 2: 1298 } });
