@@ -221,7 +221,7 @@ export class DataParallel implements GradientReducer {
   async allReduce(loss: tf.Scalar, grads: tf.NamedTensorMap): Promise<{ loss: tf.Scalar; grads: tf.NamedTensorMap }> {
     if (this.threads === 1) return { loss, grads };
     const memory = this.memory!;
-    return memory.allReduce(this.step, this.vars, loss, grads, () => memory.wait(this.step, this.failed));
+    return memory.allReduce(this.step, this.vars, loss, grads, (barrier) => memory.wait(this.step, this.failed, barrier));
   }
 
   /**

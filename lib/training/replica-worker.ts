@@ -29,7 +29,7 @@ let step = 0;
 
 /** Sums through shared memory, waiting blocked: a worker thread has nothing else to do meanwhile. */
 const reducer: GradientReducer = {
-  allReduce: (loss, grads) => memory.allReduce(step, vars, loss, grads, () => memory.waitBlocking(step)),
+  allReduce: (loss, grads) => memory.allReduce(step, vars, loss, grads, (barrier) => memory.waitBlocking(step, barrier)),
 };
 const target = (): StepTarget => ({ model, optimizer, vars, reducer });
 

@@ -135,8 +135,8 @@ describe('data-parallel compute threads', () => {
     });
   });
 
-  it('keeps every replica\'s weights bit-identical to the main thread\'s, step after step (dropout on)', async () => {
-    await withReplicas('net', 3, 2, async (model, optimizer, dp) => {
+  for (const threads of [2, 3]) it(`keeps every replica's weights bit-identical to the main thread's, step after step (dropout on), ${threads} threads${threads > 2 ? ': each sums its share' : ''}`, async () => {
+    await withReplicas('net', 3, threads, async (model, optimizer, dp) => {
       const before = model.getWeights().map((t) => t.dataSync().slice());
       for (let step = 0; step < 3; step++) {
         const { loss, grads } = await parallelGradients(dp, model, randomBatch(16, step));
@@ -145,9 +145,12 @@ describe('data-parallel compute threads', () => {
       }
       const mine = model.getWeights().map((t) => t.dataSync() as Float32Array);
       assert.notDeepEqual(mine[0], before[0], 'the weights moved');
-      const [replica] = await dp.replicaWeights();
-      assert.equal(replica.length, mine.length);
-      replica.forEach((w, i) => assert.deepEqual(w, mine[i], `weight ${i}`));
+      const replicas = await dp.replicaWeights();
+      assert.equal(replicas.length, threads - 1);
+      for (const replica of replicas) {
+        assert.equal(replica.length, mine.length);
+        replica.forEach((w, i) => assert.deepEqual(w, mine[i], `weight ${i}`));
+      }
     });
   });
 
