@@ -5,6 +5,7 @@
  * measurement where there is one (`npm run bench -- --threads-sweep` records it per machine,
  * backend, batch size and software), else from a rule; the run's compute line says which.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,8 +44,25 @@ export function sweepQuestion(backend: string, batchSize: number): SweepQuestion
   return {
     machine: `${os.cpus()[0]?.model?.trim() ?? 'unknown CPU'} x ${os.cpus().length}`,
     backend, batch_size: batchSize,
-    software: `mnist-profiling-lab ${lab}, tfjs-backend-wasm ${versions['@tensorflow/tfjs-backend-wasm'] ?? '-'}, Node ${process.versions.node.split('.')[0]}`,
+    software: `mnist-profiling-lab ${lab} (engine ${engineHash()}), tfjs-backend-wasm ${versions['@tensorflow/tfjs-backend-wasm'] ?? '-'}, ` +
+      `Node ${process.versions.node.split('.')[0]}`,
   };
+}
+
+let engineHashCache: string | undefined;
+
+/** The compiled engine and training code by content: a sweep of other kernels or another all-reduce is another question. */
+function engineHash(): string {
+  if (engineHashCache) return engineHashCache;
+  const hash = crypto.createHash('sha256');
+  const lib = path.join(__dirname, '..');
+  for (const dir of ['engine', path.join('engine', 'wasm'), 'training']) {
+    const full = path.join(lib, dir);
+    if (!fs.existsSync(full)) continue;
+    for (const f of fs.readdirSync(full).filter((n) => /\.(js|wasm)$/.test(n)).sort()) hash.update(f).update(fs.readFileSync(path.join(full, f)));
+  }
+  engineHashCache = hash.digest('hex').slice(0, 10);
+  return engineHashCache;
 }
 
 /** Where thread sweeps are kept: $MNIST_LAB_CACHE, else the user's cache folder; none without a home. */
