@@ -76,15 +76,13 @@ function chooseNotebooks(args: string[]): string[] {
 function checkFindsThePackage(notebook: string): void {
   const name = 'mnist-profiling-lab';
   if (!fs.readFileSync(notebook, 'utf8').includes(name)) return;
+  const dir = path.dirname(notebook);
   // Walked up by hand: require.resolve from here would find the package by its own name (a self-reference).
-  for (let dir = path.dirname(notebook); ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, 'node_modules', name, 'package.json'))) return;
-    if (path.dirname(dir) === dir) break;
+  for (let up = dir; ; up = path.dirname(up)) {
+    if (fs.existsSync(path.join(up, 'node_modules', name, 'package.json'))) return;
+    if (path.dirname(up) === up) break;
   }
-  {
-    const dir = path.dirname(notebook);
-    throw new UserError(`notebook ${notebook} imports ${name}, which cannot be found from ${dir}: keep your notebooks inside the project ` +
-      `(e.g. ${path.join(projectRoot(), 'notebooks-mine')}/), or link the package beside it:\n` +
-      `  mkdir -p ${path.join(dir, 'node_modules')} && ln -s ${projectRoot()} ${path.join(dir, 'node_modules', name)}`);
-  }
+  throw new UserError(`notebook ${notebook} imports ${name}, which cannot be found from ${dir}: keep your notebooks inside the project ` +
+    `(e.g. ${path.join(projectRoot(), 'notebooks-mine')}/), or link the package beside it:\n` +
+    `  mkdir -p ${path.join(dir, 'node_modules')} && ln -s ${projectRoot()} ${path.join(dir, 'node_modules', name)}`);
 }

@@ -1,7 +1,8 @@
 /**
  * Display helpers for the tslab notebooks in notebooks/: live training progress, HTML
  * tables (from rows or a danfo DataFrame), Plotly charts (interactive where a viewer can,
- * a static image everywhere, offline), and digits as PNG images. Everything renders through tslab's display API.
+ * a static image everywhere, offline), and digits as PNG images. Everything renders
+ * through tslab's display API.
  */
 import { PNG } from 'pngjs';
 import type { DataFrame } from 'danfojs-node';

@@ -13,7 +13,6 @@
  * (each replica has its own stream), and batch norm normalises each part by its own
  * statistics; its running averages are the main thread's (sent to all at each sync).
  */
-import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -25,11 +24,11 @@ import { PendingReplies } from '../util/pending-replies';
 import { GradientReducer, Part, trainableVariables } from './step';
 import { cpuAllotment } from '../util/machine';
 import { chooseComputeThreads } from './thread-choice';
-export { MAX_DEFAULT_THREADS } from './thread-choice';
-import { MODELS } from '../models';
 import { absorb, isProfiling, ThreadRecord } from '../profiling/runtime';
 import type { Split } from '../data/dataset';
 import { evaluate, evaluateSums, predictLogProbs, splitPart, TestResult, testResult, TestSums } from './evaluate';
+
+export { MAX_DEFAULT_THREADS } from './thread-choice';
 
 export interface WireTensor { name?: string; shape: number[]; dtype: tf.DataType; data: Float32Array | Int32Array | Uint8Array }
 

@@ -119,8 +119,10 @@ export function chooseComputeThreads(backend: string, env: NodeJS.ProcessEnv = p
   const allotment = cpuAllotment(env);
   if (model) {
     const file = threadSweepsFile(env);
-    const question = sweepQuestion(backend, batchSize);
-    const record = readThreadSweeps(file).find((r) => r.model === model && sameQuestion(r, question));
+    const records = readThreadSweeps(file).filter((r) => r.model === model);
+    // The question (package.json, the engine's hash) only where there is a sweep to hold it against.
+    const question = records.length ? sweepQuestion(backend, batchSize) : undefined;
+    const record = question && records.find((r) => sameQuestion(r, question));
     const threads = record && fastestCount(record.samples_per_s, allotment.cpus);
     if (record && threads) {
       const speeds = Object.entries(record.samples_per_s).map(([t, s]) => `${t}: ${Math.round(s).toLocaleString('en-US')}`).join(', ');
