@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { command } from '../lib/util/cli-options';
 import { initBackend, probeNodeBinding, visibleGpus } from '../lib/engine/backend';
-import { describeAdapter, probeWebgpu } from '../lib/engine/webgpu';
+import { describeAdapter, probeWebgpu } from '../lib/engine/webgpu/adapter';
 import { tfjsVersions } from '../lib/util/machine';
 import { runMain } from '../lib/util/errors';
 import { findChromium } from '../lib/browser/chromium';

@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../util/errors';
 import { installedVersions, isInstalled } from '../util/packages';
 import { registerWasmTrainingKernels } from './wasm/training-kernels';
-import { describeAdapter, GpuAdapter, probeWebgpu, useWebgpu } from './webgpu';
+import { describeAdapter, GpuAdapter, probeWebgpu, useWebgpu } from './webgpu/adapter';
 
 export const BACKEND_REQUESTS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendRequest = (typeof BACKEND_REQUESTS)[number];

@@ -20,7 +20,7 @@
  * Reading a damaged or missing file is a UserError naming the file; so is a write the file
  * system refuses.
  */
-import type { GpuAdapter } from '../engine/webgpu';
+import type { GpuAdapter } from '../engine/webgpu/adapter';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { LineRow, StoredPart, ThreadSummary, TraceFile, WaitRow } from '../profiling';

@@ -13,7 +13,7 @@ import { initBackend } from '../../lib/engine/backend';
 import { runCli, tmpDir } from '../helpers';
 
 /** What Dawn finds here, asked as the lab asks it (a child process; the test files load synchronously). */
-const probe = JSON.parse(spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'lib', 'engine', 'webgpu.js'), '--probe'],
+const probe = JSON.parse(spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'lib', 'engine', 'webgpu', 'adapter.js'), '--probe'],
   { encoding: 'utf8', timeout: 60_000 }).stdout.trim().split('\n').pop() || '{"ok":false,"reason":"the probe printed nothing"}') as
   { ok: boolean; adapter?: { software: boolean }; reason?: string };
 const skip = probe.ok ? false : `SKIPPED: no WebGPU adapter here (${probe.reason}); CI installs lavapipe: apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`;

@@ -10,7 +10,7 @@
  * and `npm run doctor`.
  */
 import { execFile } from 'node:child_process';
-import { isInstalled } from '../util/packages';
+import { isInstalled } from '../../util/packages';
 
 /** The adapter Dawn offers, as GPUAdapterInfo describes it. */
 export interface GpuAdapter {
@@ -116,7 +116,7 @@ export async function useWebgpu(setBackend: (name: string) => Promise<boolean>):
   if (!(await setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") returned false');
 }
 
-// `node webgpu.js --probe`: the child probeWebgpu starts; one JSON line on stdout.
+// `node adapter.js --probe`: the child probeWebgpu starts; one JSON line on stdout.
 if (require.main === module && process.argv[2] === '--probe') {
   void loadDawn().then((p) => {
     process.stdout.write(`${JSON.stringify(p.ok ? { ok: true, adapter: p.adapter } : p)}\n`);
