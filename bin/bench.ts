@@ -70,6 +70,7 @@ runMain(async () => {
     `${testPass.threads_s.toFixed(2)} s on ${threads}: ${testPass.speedup.toFixed(2)}×`);
   log('\nKernels of one training step, 1 thread (tf.profile):');
   log(formatKernels(r.kernels));
+  if (r.dispatches_per_step !== undefined) log(`GPU dispatches of one training step (tfjs's kernels and the lab's own): ${r.dispatches_per_step}`);
   const extra: Record<string, unknown> = {};
   if (!o.skipLoader) {
     const data = loadEmbedded();
@@ -103,7 +104,7 @@ runMain(async () => {
       infer_samples_per_s: r.infer_samples_per_s, infer_step_ms: r.infer_step_ms, cpus: os.availableParallelism(),
       test_pass_s_1_thread: testPass.one_thread_s, test_pass_s: testPass.threads_s, test_pass_speedup: testPass.speedup,
       kernels_ms: Object.fromEntries(r.kernels.map((k) => [k.kernel, Number(k.ms.toFixed(2))])),
-      kernel_calls_per_step: kernelCalls(r.kernels),
+      kernel_calls_per_step: kernelCalls(r.kernels), dispatches_per_step: r.dispatches_per_step ?? null,
     }));
   }
 });
@@ -119,7 +120,7 @@ const PEER_ROUNDS = 3;
 async function benchAllModels(batchSize: number, steps: number, threads: number, backend: string, log: (s: string) => void, json: boolean,
   peer: boolean): Promise<void> {
   const rows: Record<string, { parameters: number; default_compute_threads: number; train_samples_per_s_1_thread: number; train_samples_per_s: number;
-    infer_samples_per_s: number; top_kernels_ms: Record<string, number>; kernel_calls_per_step: number; pytorch_train_samples_per_s?: number; ratio_to_pytorch?: number;
+    infer_samples_per_s: number; top_kernels_ms: Record<string, number>; kernel_calls_per_step: number; dispatches_per_step: number | null; pytorch_train_samples_per_s?: number; ratio_to_pytorch?: number;
     train_samples_per_s_default_rounds?: number[]; pytorch_train_samples_per_s_rounds?: number[] }> = {};
   const python = peer ? findPeerPython() : undefined;
   if (python && 'missing' in python) log(`PyTorch peer: not measured: ${python.missing}`);
@@ -143,7 +144,7 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
     const usual = defaultComputeThreads(backend, process.env, name);
     rows[name] = { parameters, default_compute_threads: usual, train_samples_per_s_1_thread: one.train_samples_per_s, train_samples_per_s: many.train_samples_per_s,
       infer_samples_per_s: one.infer_samples_per_s, top_kernels_ms: Object.fromEntries(one.kernels.slice(0, 5).map((k) => [k.kernel, Number(k.ms.toFixed(2))])),
-      kernel_calls_per_step: kernelCalls(one.kernels) };
+      kernel_calls_per_step: kernelCalls(one.kernels), dispatches_per_step: one.dispatches_per_step ?? null };
     let peerColumns = '';
     if (peerPython) {
       // Ours at the threads npm run train picks for the model and PyTorch on all the threads, alternately,

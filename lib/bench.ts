@@ -14,6 +14,7 @@ import { clock, ProfileSession, recordSpan, setProfiling } from './profiling';
 import { memoryProgress } from './training/progress';
 import { trainEpoch } from './training/epoch';
 import { StepTarget, trainableVariables, trainStep } from './training/step';
+import { dispatchCount } from './engine/webgpu/dispatch';
 
 export interface KernelTime { kernel: string; ms: number; calls: number }
 
@@ -23,6 +24,8 @@ export interface StepBench {
   train_step_ms: number;
   infer_step_ms: number;
   kernels: KernelTime[];
+  /** On webgpu: compute-shader dispatches of one training step, tfjs's and the lab's own. */
+  dispatches_per_step?: number;
 }
 
 function syntheticBatch(batchSize: number, seed: number): { x: tf.Tensor4D; y: tf.Tensor1D } {
@@ -102,6 +105,9 @@ export async function benchModel(modelName: string, batchSize: number, warmup = 
     const trainMs = await timeSteps(s.step, warmup, steps);
     const inferMs = await timeSteps(inferStep, warmup, steps);
     const profile = await tf.profile(s.step);
+    const before = dispatchCount();
+    await s.step();
+    const dispatches = dispatchCount() - before;
     const byKernel = new Map<string, KernelTime>();
     for (const k of profile.kernels) {
       if (k.name.endsWith('__op')) continue; // op wrappers (fusedConv2d__op) would count their kernel twice
@@ -116,6 +122,7 @@ export async function benchModel(modelName: string, batchSize: number, warmup = 
       train_step_ms: trainMs,
       infer_step_ms: inferMs,
       kernels: [...byKernel.values()].sort((a, b) => b.ms - a.ms),
+      ...(tf.getBackend() === 'webgpu' ? { dispatches_per_step: dispatches } : {}),
     };
   } finally {
     await s.close();

@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../util/errors';
 import { adadeltaOnWasm } from '../engine/wasm/simd-kernels';
+import { adadeltaOnWebgpu } from '../engine/webgpu/optimizer';
 
 export const OPTIMIZERS = ['adadelta', 'sgd', 'adam'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
@@ -60,7 +61,8 @@ type Slot = { originalName: string; variable: tf.Variable };
  * by the squared-gradient average from *before* this step (zero on the first step), so
  * its first update is a plain SGD step of size lr·g; at the reference's lr 1.0 that
  * wrecks the network and it never learns. State layout (getWeights/setWeights) is
- * unchanged. On wasm each weight's step is one fused pass (lib/wasm-fused.ts).
+ * unchanged. On wasm and webgpu each weight's step is one fused pass (engine/wasm/simd-kernels.ts,
+ * engine/webgpu/optimizer.ts).
  */
 export class TorchAdadelta extends tf.AdadeltaOptimizer {
   override applyGradients(grads: tf.NamedTensorMap | { name: string; tensor: tf.Tensor }[]): void {
@@ -77,6 +79,10 @@ export class TorchAdadelta extends tf.AdadeltaOptimizer {
       const { rho, epsilon, learningRate } = self;
       if (tf.getBackend() === 'wasm' && gradient.dtype === 'float32') {
         adadeltaOnWasm(value, gradient, squareAvg, accDelta, rho, epsilon, learningRate);
+        return;
+      }
+      if (tf.getBackend() === 'webgpu' && gradient.dtype === 'float32') {
+        adadeltaOnWebgpu(value, gradient, squareAvg, accDelta, rho, epsilon, learningRate);
         return;
       }
       tf.tidy(() => {

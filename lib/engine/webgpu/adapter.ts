@@ -10,7 +10,9 @@
  * and `npm run doctor`.
  */
 import { execFile } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs';
 import { isInstalled } from '../../util/packages';
+import { webgpuBackend } from './dispatch';
 
 /** The adapter Dawn offers, as GPUAdapterInfo describes it. */
 export interface GpuAdapter {
@@ -114,6 +116,7 @@ export async function useWebgpu(setBackend: (name: string) => Promise<boolean>):
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('@tensorflow/tfjs-backend-webgpu'); // registers 'webgpu' now that navigator.gpu exists
   if (!(await setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") returned false');
+  webgpuBackend(tf.findBackend('webgpu')!); // its dispatches counted from the start (bench reports them per step)
 }
 
 // `node adapter.js --probe`: the child probeWebgpu starts; one JSON line on stdout.
