@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTraining } from '../engine/batch-norm';
 import { seededDropout } from '../engine/dropout';
+import { logSoftmaxOnWebgpu } from '../engine/webgpu/loss-kernels';
 import { intSeed } from '../util/random';
 
 type Initializer = ReturnType<typeof tf.initializers.zeros>;
@@ -101,7 +102,8 @@ tf.serialization.registerClass(BatchNorm2d);
 export class LogSoftmax extends tf.layers.Layer {
   static className = 'LogSoftmax';
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.logSoftmax(one(inputs));
+    const x = one(inputs);
+    return tf.getBackend() === 'webgpu' && x.rank === 2 ? logSoftmaxOnWebgpu(x) : tf.logSoftmax(x); // one dispatch each way
   }
 }
 tf.serialization.registerClass(LogSoftmax);

@@ -10,6 +10,8 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/engine/backend';
 import { dispatchCount } from '../../lib/engine/webgpu/dispatch';
+import { logSoftmaxOnWebgpu } from '../../lib/engine/webgpu/loss-kernels';
+import { nllLoss } from '../../lib/training/loss';
 import { createOptimizer } from '../../lib/training/optim';
 import { assertClose } from '../helpers';
 
@@ -64,5 +66,29 @@ describe('own WebGPU kernels against the cpu backend', { skip }, () => {
       assert.equal(counted, 1, 'dispatches of one update');
       ['weight', 'squared-gradient average', 'squared-update average'].forEach((what, i) => assertClose(gpu[i], cpu[i], what, 1e-5, 1e-7));
     });
+  }
+
+  // A classifier's batch of 10 classes: a part-filled workgroup, the usual batches, and more rows than one workgroup.
+  for (const rows of [3, 64, 1000, 1024]) {
+    for (const weight of [1, 0.5]) {
+      it(`log-softmax and NLL loss of [${rows}, 10], weight ${weight}: values and gradients, one dispatch each way`, async () => {
+        const labels = Int32Array.from(random([rows], 7).data, (v) => Math.min(9, Math.floor((v + 1) * 5)));
+        let counted = 0;
+        const [gpu, cpu] = await onBoth([random([rows, 10], 4), random([rows, 10], 5)], (x, dy) => {
+          const target = tf.tensor1d(labels, 'int32');
+          const logSoftmax = (t: tf.Tensor) => (tf.getBackend() === 'webgpu' ? logSoftmaxOnWebgpu(t) : tf.logSoftmax(t));
+          const before = dispatchCount();
+          const { value, grad } = tf.valueAndGrad((t: tf.Tensor) => nllLoss(logSoftmax(t), target, weight))(x);
+          if (tf.getBackend() === 'webgpu') counted = dispatchCount() - before;
+          // log-softmax's gradient on its own, for an upstream gradient that is not the NLL's one-hot.
+          const throughSoftmax = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(logSoftmax(t), dy)))(x);
+          const outs = [logSoftmax(x), value, grad, throughSoftmax];
+          target.dispose();
+          return outs;
+        });
+        assert.ok(counted >= 4 && counted <= 5, `dispatches of the loss forward and backward: ${counted} (4 own kernels, and the seed gradient's fill)`);
+        ['log-softmax', 'loss', 'loss gradient', 'log-softmax gradient'].forEach((what, i) => assertClose(gpu[i], cpu[i], what, 1e-5, 1e-6));
+      });
+    }
   }
 });

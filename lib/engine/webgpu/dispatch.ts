@@ -24,6 +24,8 @@ interface GpuDevice {
   createComputePipeline(d: { layout: 'auto'; compute: { module: unknown; entryPoint: string } }): GpuPipeline;
   createBindGroup(d: { layout: unknown; entries: { binding: number; resource: unknown }[] }): unknown;
   createQuerySet(d: { type: 'timestamp'; count: number }): unknown;
+  pushErrorScope(filter: 'validation'): void;
+  popErrorScope(): Promise<{ message: string } | null>;
 }
 interface BufferUsage { STORAGE: number; COPY_SRC: number; COPY_DST: number; UNIFORM: number }
 
@@ -88,13 +90,18 @@ export function workgroupsFor(invocations: number, size: number): [number, numbe
  */
 export class WgslKernel {
   private readonly pipelines = new WeakMap<GpuDevice, GpuPipeline>();
+  /** Dawn's complaint about this shader, once known (it arrives asynchronously). */
+  private failure?: string;
 
   constructor(readonly name: string, readonly code: string) {}
 
   private pipeline(device: GpuDevice): GpuPipeline {
+    if (this.failure) throw new Error(`the lab's WGSL kernel ${this.name} does not compile on this device: ${this.failure}`);
     let p = this.pipelines.get(device);
     if (!p) {
+      device.pushErrorScope('validation');
       p = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: this.code }), entryPoint: 'main' } });
+      void device.popErrorScope().then((e) => { if (e) this.failure = e.message.split('\n').filter(Boolean).slice(0, 3).join(' '); });
       this.pipelines.set(device, p);
     }
     return p;
