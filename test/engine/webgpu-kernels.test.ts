@@ -12,13 +12,18 @@ import { initBackend } from '../../lib/engine/backend';
 import { dispatchCount } from '../../lib/engine/webgpu/dispatch';
 import { logSoftmaxOnWebgpu } from '../../lib/engine/webgpu/loss-kernels';
 import { nllLoss } from '../../lib/training/loss';
+import { createModel, MODEL_NAMES, seedDropout } from '../../lib/models';
 import { createOptimizer } from '../../lib/training/optim';
+import { trainableVariables, trainStep } from '../../lib/training/step';
+import { rng } from '../../lib/util/random';
 import { assertClose } from '../helpers';
 
 const probe = JSON.parse(spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'lib', 'engine', 'webgpu', 'adapter.js'), '--probe'],
   { encoding: 'utf8', timeout: 60_000 }).stdout.trim().split('\n').pop() || '{"ok":false,"reason":"the probe printed nothing"}') as
   { ok: boolean; reason?: string };
-const skip = probe.ok ? false : `SKIPPED: no WebGPU adapter here (${probe.reason}); CI installs lavapipe: apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`;
+// A slow suite on a software GPU: CI runs it on one Node line (the backend's own tests run on all).
+const skip = process.env.MNIST_LAB_SKIP_WEBGPU_KERNELS ? `SKIPPED: MNIST_LAB_SKIP_WEBGPU_KERNELS=${process.env.MNIST_LAB_SKIP_WEBGPU_KERNELS}`
+  : probe.ok ? false : `SKIPPED: no WebGPU adapter here (${probe.reason}); CI installs lavapipe: apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`;
 if (skip) process.stdout.write(`# ${skip}\n`);
 
 /** Random values in [-1, 1) of a shape, the same for every backend. */
@@ -90,5 +95,96 @@ describe('own WebGPU kernels against the cpu backend', { skip }, () => {
         ['log-softmax', 'loss', 'loss gradient', 'log-softmax gradient'].forEach((what, i) => assertClose(gpu[i], cpu[i], what, 1e-5, 1e-6));
       });
     }
+  }
+
+  // ReLU's gradient on the zoo's activations, with exact zeros among the inputs.
+  for (const shape of [[4, 28, 28, 32], [64, 1024], [3, 5]]) {
+    it(`ReLU's gradient of a [${shape}] activation, in one dispatch`, async () => {
+      const x = random(shape, 8);
+      x.data.forEach((v, i) => { if (i % 7 === 0) x.data[i] = 0; });
+      let counted = 0;
+      const [gpu, cpu] = await onBoth([x, random(shape, 9)], (t, dy) => {
+        const y = tf.relu(t);
+        const before = dispatchCount();
+        const dx = tf.grad((u: tf.Tensor) => tf.relu(u))(t, dy);
+        if (tf.getBackend() === 'webgpu') counted = dispatchCount() - before;
+        return [y, dx];
+      });
+      assert.equal(counted, 2, 'dispatches of ReLU and its gradient (tfjs: 3)');
+      assertClose(gpu[1], cpu[1], 'gradient', 0, 0);
+    });
+  }
+
+  // A bias's gradient: the sum over every axis but the channels (conv and dense), in any axis
+  // order, with and without keepDims; other sums still run tfjs's kernel.
+  for (const [shape, axis, keepDims] of [
+    [[4, 28, 28, 32], [0, 1, 2], false], [[64, 14, 14, 64], [2, 0, 1], false], [[64, 1024], [0], false],
+    [[3, 10], -2, true], [[70001, 3], [0], false], [[4, 6, 5], [1], false], [[4, 6, 5], [0, 1, 2], false],
+  ] as [number[], number | number[], boolean][]) {
+    it(`sum of a [${shape}] tensor over axes ${JSON.stringify(axis)}${keepDims ? ', keepDims' : ''}`, async () => {
+      let shapeOut: number[] = [];
+      const [gpu, cpu] = await onBoth([random(shape, 10)], (t) => {
+        const out = tf.sum(t, axis, keepDims);
+        if (tf.getBackend() === 'webgpu') shapeOut = out.shape;
+        else assert.deepEqual(shapeOut, out.shape, 'shape');
+        return [out];
+      });
+      assertClose(gpu[0], cpu[0], 'sum', 1e-5, 1e-4);
+    });
+  }
+
+  // Max pooling's gradient: the zoo's 2x2 windows (even and odd sizes), windows with padding,
+  // overlapping ones (tfjs's kernel), and ties (values rounded to a few levels).
+  for (const [shape, size, stride, pad, ties] of [
+    [[4, 28, 28, 32], 2, 2, 'valid', false], [[3, 11, 11, 6], 2, 2, 'valid', false], [[2, 7, 7, 3], 2, 2, 'same', false],
+    [[2, 10, 10, 4], 3, 3, 'same', false], [[2, 9, 9, 5], 3, 2, 'valid', false], [[4, 14, 14, 8], 2, 2, 'valid', true],
+  ] as [number[], number, number, 'valid' | 'same', boolean][]) {
+    it(`max pooling's gradient, [${shape}] in windows of ${size} stride ${stride} ${pad}${ties ? ', with ties' : ''}`, async () => {
+      const x = random(shape, 11);
+      if (ties) x.data.forEach((v, i) => { x.data[i] = Math.round(v * 2); });
+      let counted = 0;
+      const [gpu, cpu] = await onBoth([x], (t) => {
+        const pool = (u: tf.Tensor) => tf.maxPool(u as tf.Tensor4D, size, stride, pad);
+        const dy = tf.tidy(() => tf.randomUniform(pool(t).shape, -1, 1, 'float32', 12));
+        const before = dispatchCount();
+        const dx = tf.grad(pool)(t, dy);
+        if (tf.getBackend() === 'webgpu') counted = dispatchCount() - before;
+        return [dx];
+      });
+      if (size === stride) assert.equal(counted, 2, 'dispatches of the pooling and its gradient (tfjs: 3)');
+      assertClose(gpu[0], cpu[0], 'gradient', 0, 0);
+    });
+  }
+
+  // Every zoo model, end to end: two Adadelta steps (dropout, batch norm, pooling, loss and
+  // the optimizer all on the GPU) give the cpu backend's losses and weights.
+  for (const name of MODEL_NAMES) {
+    it(`${name}: two training steps match the cpu backend`, async () => {
+      const batch = 4;
+      const random = rng(5, 'images');
+      const images = Float32Array.from({ length: batch * 784 }, () => random());
+      const labels = Int32Array.from({ length: batch }, (_, i) => (3 * i) % 10);
+      const results: { losses: number[]; weights: Float32Array[] }[] = [];
+      for (const backend of ['webgpu', 'cpu']) {
+        await tf.setBackend(backend);
+        const model = createModel(name, 1);
+        seedDropout(model, rng(1, 'dropout', 0));
+        const optimizer = createOptimizer('adadelta', 1.0, 0);
+        const target = { model, optimizer, vars: trainableVariables(model), reducer: { allReduce: async (loss: tf.Scalar, grads: tf.NamedTensorMap) => ({ loss, grads }) } };
+        const losses: number[] = [];
+        for (let step = 0; step < 2; step++) {
+          const loss = await trainStep(target, { images, labels, size: batch, weight: 1 });
+          losses.push((await loss.data())[0]);
+          loss.dispose();
+        }
+        results.push({ losses, weights: await Promise.all(target.vars.map(async (v) => (await v.data()) as Float32Array)) });
+        optimizer.dispose();
+        model.dispose();
+      }
+      await tf.setBackend('webgpu');
+      const [gpu, cpu] = results;
+      gpu.losses.forEach((loss, i) => assert.ok(Math.abs(loss - cpu.losses[i]) < 1e-5, `step ${i}: webgpu ${loss}, cpu ${cpu.losses[i]}`));
+      gpu.weights.forEach((w, i) => assertClose(w, cpu.weights[i], `weight ${i}`, 1e-5, 1e-6));
+    });
   }
 });

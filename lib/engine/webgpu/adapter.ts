@@ -13,6 +13,7 @@ import { execFile } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { isInstalled } from '../../util/packages';
 import { webgpuBackend } from './dispatch';
+import { installBackwardKernels } from './backward-kernels';
 
 /** The adapter Dawn offers, as GPUAdapterInfo describes it. */
 export interface GpuAdapter {
@@ -115,6 +116,7 @@ export async function useWebgpu(setBackend: (name: string) => Promise<boolean>):
   Object.defineProperty(globalThis, 'navigator', { value: { ...kept, gpu: probe.gpu }, configurable: true, writable: true });
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('@tensorflow/tfjs-backend-webgpu'); // registers 'webgpu' now that navigator.gpu exists
+  installBackwardKernels(); // over tfjs's own, so after them
   if (!(await setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") returned false');
   webgpuBackend(tf.findBackend('webgpu')!); // its dispatches counted from the start (bench reports them per step)
 }
