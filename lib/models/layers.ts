@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTraining } from '../engine/batch-norm';
 import { seededDropout } from '../engine/dropout';
+import { conv2dBiasOnWebgpu } from '../engine/webgpu/conv-kernels';
 import { logSoftmaxOnWebgpu } from '../engine/webgpu/loss-kernels';
 import { intSeed } from '../util/random';
 
@@ -186,7 +187,10 @@ export class Conv2d extends tf.layers.Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
-      const y = tf.conv2d(one(inputs) as tf.Tensor4D, this.kernel!.read() as tf.Tensor4D, this.strides, this.padding);
+      const x = one(inputs) as tf.Tensor4D;
+      const kernel = this.kernel!.read() as tf.Tensor4D;
+      if (this.bias && tf.getBackend() === 'webgpu') return conv2dBiasOnWebgpu(x, kernel, this.bias.read() as tf.Tensor1D, this.strides, this.padding); // one dispatch
+      const y = tf.conv2d(x, kernel, this.strides, this.padding);
       return this.bias ? tf.add(y, this.bias.read()) : y;
     });
   }

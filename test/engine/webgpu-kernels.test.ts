@@ -10,6 +10,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/engine/backend';
 import { dispatchCount } from '../../lib/engine/webgpu/dispatch';
+import { conv2dBiasOnWebgpu } from '../../lib/engine/webgpu/conv-kernels';
 import { logSoftmaxOnWebgpu } from '../../lib/engine/webgpu/loss-kernels';
 import { nllLoss } from '../../lib/training/loss';
 import { createModel, MODEL_NAMES, seedDropout } from '../../lib/models';
@@ -153,6 +154,33 @@ describe('own WebGPU kernels against the cpu backend', { skip }, () => {
       });
       if (size === stride) assert.equal(counted, 2, 'dispatches of the pooling and its gradient (tfjs: 3)');
       assertClose(gpu[0], cpu[0], 'gradient', 0, 0);
+    });
+  }
+
+  // The zoo's convolutions with their biases (5x5 same, 3x3 valid, 1x1): value and the three
+  // gradients; the input's gradient is computed only when asked for (never for the data).
+  for (const [input, filter, pad] of [
+    [[4, 28, 28, 1], [5, 5, 1, 32], 'same'], [[1, 14, 14, 32], [5, 5, 32, 64], 'same'],
+    [[3, 28, 28, 1], [3, 3, 1, 32], 'valid'], [[1, 26, 26, 32], [3, 3, 32, 64], 'valid'], [[2, 13, 13, 16], [1, 1, 16, 8], 'valid'],
+  ] as [number[], number[], 'same' | 'valid'][]) {
+    it(`convolution with bias, [${input}] * [${filter}] ${pad}: value and gradients`, async () => {
+      const counted: number[] = [];
+      const [gpu, cpu] = await onBoth([random(input, 13), random(filter, 14), random([filter[3]], 15)], (x, w, b) => {
+        const conv = (u: tf.Tensor, v: tf.Tensor, c: tf.Tensor) => tf.getBackend() === 'webgpu'
+          ? conv2dBiasOnWebgpu(u as tf.Tensor4D, v as tf.Tensor4D, c as tf.Tensor1D, 1, pad)
+          : tf.add(tf.conv2d(u as tf.Tensor4D, v as tf.Tensor4D, 1, pad), c);
+        const y = conv(x, w, b);
+        const dy = tf.tidy(() => tf.randomUniform(y.shape, -1, 1, 'float32', 16));
+        let before = dispatchCount();
+        const grads = tf.grads(conv)([x, w, b], dy);
+        if (tf.getBackend() === 'webgpu') counted.push(dispatchCount() - before);
+        before = dispatchCount();
+        tf.dispose(tf.grads((v: tf.Tensor, c: tf.Tensor) => conv(x, v, c))([w, b], dy)); // the data's gradient is not needed
+        if (tf.getBackend() === 'webgpu') counted.push(dispatchCount() - before);
+        return [y, ...grads];
+      });
+      assert.deepEqual(counted, [4, 3], 'dispatches: forward, and the input, filter and bias gradients; then without the input\'s');
+      ['output', 'input gradient', 'filter gradient', 'bias gradient'].forEach((what, i) => assertClose(gpu[i], cpu[i], what, 1e-5, 1e-5));
     });
   }
 
