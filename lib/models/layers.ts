@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTraining } from '../engine/batch-norm';
 import { seededDropout } from '../engine/dropout';
+import { movingAveragesOnWebgpu } from '../engine/webgpu/batch-norm-kernels';
 import { conv2dBiasOnWebgpu } from '../engine/webgpu/conv-kernels';
 import { logSoftmaxOnWebgpu } from '../engine/webgpu/loss-kernels';
 import { intSeed } from '../util/random';
@@ -86,6 +87,12 @@ export class BatchNorm2d extends tf.layers.Layer {
     const rows = x.size / x.shape[x.shape.length - 1];
     tf.tidy(() => {
       const m = this.momentum;
+      if (tf.getBackend() === 'webgpu') { // one dispatch, not seven
+        const [newMean, newVariance] = movingAveragesOnWebgpu(this.movingMean!.read(), this.movingVariance!.read(), mean, variance, m, rows);
+        this.movingMean!.write(newMean);
+        this.movingVariance!.write(newVariance);
+        return;
+      }
       const unbiased = tf.mul(variance, rows / Math.max(1, rows - 1));
       this.movingMean!.write(tf.add(tf.mul(this.movingMean!.read(), 1 - m), tf.mul(mean, m)));
       this.movingVariance!.write(tf.add(tf.mul(this.movingVariance!.read(), 1 - m), tf.mul(unbiased, m)));

@@ -10,6 +10,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/engine/backend';
 import { dispatchCount } from '../../lib/engine/webgpu/dispatch';
+import { batchNormTraining } from '../../lib/engine/batch-norm';
 import { conv2dBiasOnWebgpu } from '../../lib/engine/webgpu/conv-kernels';
 import { logSoftmaxOnWebgpu } from '../../lib/engine/webgpu/loss-kernels';
 import { nllLoss } from '../../lib/training/loss';
@@ -184,10 +185,36 @@ describe('own WebGPU kernels against the cpu backend', { skip }, () => {
     });
   }
 
-  // Every zoo model, end to end: two Adadelta steps (dropout, batch norm, pooling, loss and
-  // the optimizer all on the GPU) give the cpu backend's losses and weights.
+  // Batch norm in training on the zoo's activations, and on values whose mean is large against
+  // their spread (the statistics are sums of x − x₀, as on wasm and cpu): value, statistics and
+  // the three gradients, two dispatches each way.
+  for (const [shape, offset] of [[[4, 26, 26, 8], 0], [[64, 7, 7, 24], 0], [[3, 5], 0], [[2, 11, 11, 16], 1000]] as [number[], number][]) {
+    it(`batch norm in training of [${shape}]${offset ? ` around ${offset}` : ''}: values, statistics and gradients`, async () => {
+      const channels = shape[shape.length - 1];
+      const x = random(shape, 17);
+      x.data.forEach((v, i) => { x.data[i] = v + offset; });
+      const counted: number[] = [];
+      const [gpu, cpu] = await onBoth([x, random([channels], 18), random([channels], 19), random(shape, 20)], (t, gamma, beta, dy) => {
+        let before = dispatchCount();
+        const { y, mean, variance } = batchNormTraining(t, gamma as tf.Tensor1D, beta as tf.Tensor1D, 1e-5);
+        if (tf.getBackend() === 'webgpu') counted.push(dispatchCount() - before);
+        before = dispatchCount();
+        const grads = tf.grads((u: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormTraining(u, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5).y)([t, gamma, beta], dy);
+        if (tf.getBackend() === 'webgpu') counted.push(dispatchCount() - before);
+        return [y, mean, variance, ...grads];
+      });
+      assert.deepEqual(counted, [2, 4], 'dispatches: forward; forward and backward');
+      ['output', 'mean', 'variance', 'input gradient', 'gamma gradient', 'beta gradient'].forEach((what, i) => assertClose(gpu[i], cpu[i], what, 2e-5, 2e-5));
+    });
+  }
+
+  // Every zoo model, end to end (dropout, batch norm, pooling, loss and the optimizer all on the
+  // GPU): the weights after one Adadelta step, running averages included, and the losses of two
+  // steps give the cpu backend's. Weights are compared after the first step only: from the
+  // second on, a ReLU input within rounding of zero on one backend takes the other side on the
+  // other, and the gradients through it part by more than rounding (seen on gap-8k).
   for (const name of MODEL_NAMES) {
-    it(`${name}: two training steps match the cpu backend`, async () => {
+    it(`${name}: training steps match the cpu backend`, async () => {
       const batch = 4;
       const random = rng(5, 'images');
       const images = Float32Array.from({ length: batch * 784 }, () => random());
@@ -200,19 +227,21 @@ describe('own WebGPU kernels against the cpu backend', { skip }, () => {
         const optimizer = createOptimizer('adadelta', 1.0, 0);
         const target = { model, optimizer, vars: trainableVariables(model), reducer: { allReduce: async (loss: tf.Scalar, grads: tf.NamedTensorMap) => ({ loss, grads }) } };
         const losses: number[] = [];
+        let weights: Float32Array[] = [];
         for (let step = 0; step < 2; step++) {
           const loss = await trainStep(target, { images, labels, size: batch, weight: 1 });
           losses.push((await loss.data())[0]);
           loss.dispose();
+          if (step === 0) weights = await Promise.all(model.weights.map(async (w) => (await w.read().data()) as Float32Array));
         }
-        results.push({ losses, weights: await Promise.all(target.vars.map(async (v) => (await v.data()) as Float32Array)) });
+        results.push({ losses, weights });
         optimizer.dispose();
         model.dispose();
       }
       await tf.setBackend('webgpu');
       const [gpu, cpu] = results;
       gpu.losses.forEach((loss, i) => assert.ok(Math.abs(loss - cpu.losses[i]) < 1e-5, `step ${i}: webgpu ${loss}, cpu ${cpu.losses[i]}`));
-      gpu.weights.forEach((w, i) => assertClose(w, cpu.weights[i], `weight ${i}`, 1e-5, 1e-6));
+      gpu.weights.forEach((w, i) => assertClose(w, cpu.weights[i], `weight ${i} after the first step`, 1e-5, 1e-6));
     });
   }
 });

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { isInstalled } from '../../util/packages';
 import { webgpuBackend } from './dispatch';
 import { installBackwardKernels } from './backward-kernels';
+import './batch-norm-kernels'; // engine/batch-norm.ts's kernels for webgpu
 
 /** The adapter Dawn offers, as GPUAdapterInfo describes it. */
 export interface GpuAdapter {
