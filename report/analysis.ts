@@ -12,7 +12,8 @@ export interface PerWorkers {
   steps: number; // steps per epoch
   headerSeconds: number; // loop header (waiting for batches), per epoch
   headerPerStepMs: number;
-  stepSeconds: number; // forward + loss + backward + optimizer step lines, per epoch
+  stepSeconds: number; // the step line and the loss read-back (where a GPU step is waited for), per epoch
+  readbackSeconds: number; // of which reading the loss back
   totalLineSeconds: number; // all profiled lines, per epoch
   finalAccuracy: number;
   computeThreads: number;
@@ -64,6 +65,8 @@ const ms = (s: number) => `${(1000 * s).toFixed(1)} ms`;
  */
 const DATA_TAG = 'data';
 const STEP_TAG = 'step';
+/** Reading the loss back: on a GPU, where the time of the kernels the step lines queued is waited for. */
+const READBACK_TAG = 'readback';
 const STEP_PHASES = ['forward', 'loss', 'backward', 'allreduce', 'optimizer'];
 
 /** The loop the study is about: where the profile waits for the next batch. */
@@ -89,7 +92,8 @@ function perWorkers(data: SweepData, workers: number, loop: { function: string; 
     headerSeconds,
     headerPerStepMs: (1000 * headerSeconds) / steps,
     // Recorded before lines were tagged: the step is all of the loop's time but the wait.
-    stepSeconds: (data.untagged ? sum(lines) - sum(header) : sum(lines.filter((l) => l.tag === STEP_TAG))) / n,
+    stepSeconds: (data.untagged ? sum(lines) - sum(header) : sum(lines.filter((l) => l.tag === STEP_TAG || l.tag === READBACK_TAG))) / n,
+    readbackSeconds: sum(lines.filter((l) => l.tag === READBACK_TAG)) / n,
     totalLineSeconds: sum(lines) / n,
     finalAccuracy: epochs.length ? epochs[epochs.length - 1].test_accuracy : NaN,
     computeThreads: Math.max(1, ...epochs.map((e) => e.compute_threads ?? 1)),
@@ -189,7 +193,7 @@ export function analyse(data: SweepData): Analysis {
 
   // Where the time goes (at the lower worker count): the busiest line that is not the step as a whole.
   const byLine = new Map<string, { function: string; line: number; contents: string; seconds: number }>();
-  for (const l of data.lines.filter((r) => r.workers === lowW && r.tag !== STEP_TAG)) {
+  for (const l of data.lines.filter((r) => r.workers === lowW && r.tag !== STEP_TAG && r.tag !== READBACK_TAG)) {
     const key = `${l.function}:${l.line}`;
     const e = byLine.get(key) ?? { function: l.function, line: l.line, contents: l.contents, seconds: 0 };
     e.seconds += l.time_s;
@@ -223,6 +227,10 @@ export function analyse(data: SweepData): Analysis {
   s.push(`Where the time goes: with ${lowW} worker${lowW === 1 ? '' : 's'}, the training step takes ${pct(stepShare)} of ` +
     `\`${loop.function}\` and waiting for the next batch (line ${headerLine}) ${pct(lowShare)}; the busiest single line is ` +
     `${topLine.line} of \`${topLine.function}\` (\`${topLine.contents}\`), ${pct(topLine.share)} of the epoch.`);
+  if (low.readbackSeconds / low.totalLineSeconds >= 0.01) {
+    s.push(`Of the step's time, reading the loss back takes ${pct(low.readbackSeconds / low.totalLineSeconds)} of the epoch: that line waits ` +
+      'for the kernels the step lines queued to finish (on a GPU a step line only queues its work), so the GPU\'s time shows there.');
+  }
   if (phases.length) {
     s.push(`Inside the step (${lowW} worker${lowW === 1 ? '' : 's'}): ${phases.map((p) => `${p.phase} ${pct(p.share)}`).join(', ')} of its phases' time` +
       (phases.some((p) => p.phase === 'backward') ? ' (the backward line is charged after its forward and loss lines finish).' : '.'));

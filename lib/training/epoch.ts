@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { DataLoader } from '../data/loader';
 import { profile } from '../profiling';
 import { DataParallel } from './data-parallel';
+import { KnownLoss, LossReadback } from './loss-readback';
 import type { Progress } from './progress';
 import { StepTarget, trainableVariables, trainStep } from './step';
 
@@ -50,6 +51,14 @@ export const trainEpoch = profile(async function trainEpoch(ctx: EpochContext, e
   let seen = 0;
   let lastLoss = NaN; // for the progress bar, read at log intervals
   let lossSum = tf.scalar(0);
+  const readback = new LossReadback(); // on a GPU, each step's loss is read while the next one runs
+  const check = ({ batchIndex, value }: KnownLoss) => {
+    if (!Number.isFinite(value)) throw new DivergedError(epoch, batchIndex, value);
+    if (batchIndex % ctx.logInterval === 0) {
+      lastLoss = value;
+      logBatch(ctx, epoch, batchIndex, lastLoss);
+    }
+  };
   progress.start(`Epoch ${epoch}`, loader.split.count);
   try {
     for await (const batch of loader) { // @phase data: waiting for the next batch
@@ -57,16 +66,14 @@ export const trainEpoch = profile(async function trainEpoch(ctx: EpochContext, e
       const loss = await trainStep(target, part); // @phase step: forward, loss, backward, all-reduce, optimizer
       lossSum = accumulate(lossSum, loss, batch.size);
       seen += batch.size;
-      const value = (await loss.data())[0]; // logged, and checked: a NaN or infinite loss stops the run
-      loss.dispose();
-      if (!Number.isFinite(value)) throw new DivergedError(epoch, batch.index, value);
-      if (batch.index % ctx.logInterval === 0) {
-        lastLoss = value;
-        logBatch(ctx, epoch, batch.index, lastLoss);
-      }
+      const known = await readback.push(loss, batch.index); // @phase readback: the loss, logged and checked (a NaN stops the run); on a GPU the previous step's, so this waits for the GPU
+      if (known) check(known);
       progress.update(seen, lastLoss, seen / ((performance.now() - started) / 1000));
     }
+    const last = await readback.flush(); // @phase readback
+    if (last) check(last);
   } catch (err) {
+    readback.dispose();
     lossSum.dispose();
     throw err;
   } finally {

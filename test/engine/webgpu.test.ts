@@ -54,6 +54,17 @@ describe('the webgpu backend', { skip }, () => {
     assert.equal(fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 2);
   });
 
+  it('a loss that stops being finite stops the run at its batch, though the loss is read a step late on a GPU', () => {
+    const out = path.join(tmpDir('webgpu-diverged-'), 'run');
+    const run = runCli('train', [...TINY, '--backend', 'webgpu', '--lr', '1e30', '--out', out]);
+    assert.notEqual(run.status, 0, run.stdout);
+    const m = /the training loss became (NaN|-?Infinity) at epoch 1, batch (\d+) \(lr 1e\+30\): training cannot go on/.exec(run.stderr);
+    assert.ok(m, run.stderr);
+    const logged = losses(run.stdout);
+    assert.equal(logged.length, Number(m[2]), `every batch before it is logged (--log-interval 1): ${run.stdout}`);
+    assert.ok(logged.every(Number.isFinite));
+  });
+
   it('more than one compute thread on webgpu is refused, naming why', () => {
     const r = runCli('train', [...TINY, '--backend', 'webgpu', '--compute-threads', '2', '--out', path.join(tmpDir('webgpu-threads-'), 'run')]);
     assert.equal(r.status, 2, r.stderr);
