@@ -152,7 +152,7 @@ export async function initBackend(request: BackendRequest = 'auto'): Promise<Bac
         await tf.ready();
         name = 'webgpu';
         adapter = probe.adapter;
-        engine = `webgpu on ${describeAdapter(probe.adapter)} (Dawn, Vulkan; tfjs's WebGPU kernels)`;
+        engine = `webgpu on ${describeAdapter(probe.adapter)} (Dawn, Vulkan; tfjs's WebGPU kernels and the lab's own WGSL ones)`;
       } catch (err) {
         if (request === 'webgpu') throw new UserError(`--backend webgpu cannot run: ${message(err)}`);
         skipped.push(`webgpu failed to start: ${message(err)}`);

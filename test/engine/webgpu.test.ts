@@ -1,5 +1,5 @@
 /**
- * The webgpu backend (tfjs's WebGPU kernels on Dawn) on whatever Vulkan device this machine
+ * The webgpu backend (tfjs's WebGPU kernels and the lab's own, on Dawn) on whatever Vulkan device this machine
  * has: in CI, Mesa's lavapipe, a software device that `auto` must not pick and `--backend
  * webgpu` uses. Training on it gives the `cpu` backend's losses. Skipped, visibly, where Dawn
  * finds no Vulkan device at all.
@@ -38,7 +38,7 @@ describe('the webgpu backend', { skip }, () => {
     const out = path.join(tmpDir('webgpu-'), 'run');
     const gpu = runCli('train', [...TINY, '--backend', 'webgpu', '--out', out]);
     assert.equal(gpu.status, 0, gpu.stderr);
-    assert.match(gpu.stdout, /^Backend: webgpu — webgpu on .+ \(Dawn, Vulkan; tfjs's WebGPU kernels\) \(requested with --backend\)$/m);
+    assert.match(gpu.stdout, /^Backend: webgpu — webgpu on .+ \(Dawn, Vulkan; tfjs's WebGPU kernels and the lab's own WGSL ones\) \(requested with --backend\)$/m);
     const cpu = runCli('train', [...TINY, '--backend', 'cpu', '--compute-threads', '1', '--out', path.join(tmpDir('webgpu-cpu-'), 'run')]);
     assert.equal(cpu.status, 0, cpu.stderr);
     const [a, b] = [losses(gpu.stdout), losses(cpu.stdout)];
