@@ -274,13 +274,28 @@ export function analyse(data: SweepData): Analysis {
     : `The runs computed each step on ${threads(low.computeThreads)} (${lowW} worker${lowW === 1 ? '' : 's'}) and ${threads(high.computeThreads)} ` +
       `(${highW} workers), one per CPU they were given: part of the difference in epoch time is computation, not data loading.`);
 
+  const onGpu = data.config.backend === 'webgpu';
   const limit = cpus && highW > cpus
     ? `${highW} workers are more than the ${cores} available${slurmCpus ? ` to its Slurm job${highRun?.slurm_job_id ? ` ${highRun.slurm_job_id}` : ''}` : ''}, ` +
-      `and the training step itself needs ${pct(stepShare)} of the time on the CPU backend (${data.config.backend}), so workers and step share the cores.`
+      (onGpu ? `and the thread that drives the GPU needs ${pct(stepShare)} of the time for the step (recording its kernels and waiting for them), so workers and that thread share the cores.`
+        : `and the training step itself needs ${pct(stepShare)} of the time on the CPU backend (${data.config.backend}), so workers and step share the cores.`)
     : cpus ? `${highW} workers fit in the ${cores} available, so they need not take cores from the training step.`
       : `the run's CPU count was not recorded, so whether ${highW} workers had cores of their own cannot be said.`;
   s.push(`What limits it on this machine: ${limit} Data loading can save at most the waiting time, ${pct(lowShare)} of an epoch ` +
     `with ${lowW} worker${lowW === 1 ? '' : 's'}; the remaining ${pct(1 - lowShare)} is computation that workers do not touch.`);
+
+  // On a GPU the step line only queues kernels; the loss read-back (one step late) waits for them. So
+  // per step: the wait for data is time the loop could not queue work, the read-back time the GPU
+  // was still busy. The larger says which one set the pace.
+  if (onGpu) {
+    const gpuWaitMs = (w: PerWorkers) => (1000 * w.readbackSeconds) / w.steps;
+    const verdict = (w: PerWorkers) => w.headerPerStepMs > gpuWaitMs(w)
+      ? `the loop waited longer for data than for the GPU, so the GPU waited for data`
+      : `the loop waited longer for the GPU than for data, so the GPU set the pace`;
+    s.push(`Did the GPU wait for data? Per step, the loop waited ${low.headerPerStepMs.toFixed(2)} ms for the next batch and ` +
+      `${gpuWaitMs(low).toFixed(2)} ms for the GPU (reading the loss back) with ${lowW} worker${lowW === 1 ? '' : 's'}: ${verdict(low)}; ` +
+      `with ${highW}, ${high.headerPerStepMs.toFixed(2)} ms and ${gpuWaitMs(high).toFixed(2)} ms: ${verdict(high)}.`);
+  }
 
   // If the step ran 10 times faster (a GPU, or many more cores for the backend), the same waits would weigh more.
   const stepPerStep = low.stepSeconds / low.steps;

@@ -81,6 +81,20 @@ describe('profiling analysis is computed from the numbers', () => {
     assert.match(text, /still small: the step would remain the bottleneck/);
   });
 
+  it('on a GPU: says whether the GPU waited for data, from the waits for batches and for the loss read-back', () => {
+    const data = sweep({ 1: { epoch: 60, header: 30, backward: 5, forward: 3, step: 2 }, 8: { epoch: 40, header: 2, backward: 5, forward: 3, step: 2 } }, 2);
+    data.config.backend = 'webgpu';
+    // The read-back line: 5 s an epoch with 1 worker (the GPU mostly done when the loss is read), 20 s with 8.
+    for (const [w, seconds] of [[1, 5], [8, 20]]) {
+      for (const epoch of [1, 2]) data.lines.push({ ...LOOP, line: 51, contents: 'const known = await readback.push(loss, batch.index);', tag: 'readback', workers: w, epoch, hits: 125, time_s: seconds });
+    }
+    const text = analyse(data).sentences.join('\n');
+    assert.match(text, /Did the GPU wait for data\? Per step, the loop waited 240\.00 ms for the next batch and 40\.00 ms for the GPU \(reading the loss back\) with 1 worker: the loop waited longer for data than for the GPU, so the GPU waited for data; with 8, 16\.00 ms and 160\.00 ms: the loop waited longer for the GPU than for data, so the GPU set the pace\./);
+    assert.match(text, /reading the loss back takes/);
+    assert.match(text, /the thread that drives the GPU needs/);
+    assert.doesNotMatch(text, /on the CPU backend/);
+  });
+
   it('says when the difference is within noise', () => {
     const a = analyse(sweep({ 1: { epoch: 50, header: 1, backward: 30, forward: 12, step: 6 }, 8: { epoch: 50.5, header: 1.02, backward: 30, forward: 12, step: 6 } }, 8));
     assert.match(a.sentences.join('\n'), /barely changed.*\n.*already ready[\s\S]*no faster: a speedup of 0\.99×, within noise/);
