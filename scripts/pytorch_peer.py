@@ -105,20 +105,20 @@ def blas():
     return next((n for n in names if 'openblas' in n), names[0] if names else 'unknown')
 
 
-def bench(name, batch_size, warmup, warmup_seconds, steps):
+def bench(name, batch_size, warmup, warmup_seconds, steps, device):
     torch.manual_seed(1)
-    model = MODELS[name]()
+    model = MODELS[name]().to(device)
     model.train()
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
-    x = torch.rand(batch_size, 1, 28, 28) * 2 - 0.5
-    y = torch.randint(0, 10, (batch_size,))
+    x = (torch.rand(batch_size, 1, 28, 28) * 2 - 0.5).to(device)
+    y = torch.randint(0, 10, (batch_size,)).to(device)
 
     def step():
         optimizer.zero_grad()
         loss = F.nll_loss(model(x), y)
         loss.backward()
         optimizer.step()
-        loss.item()
+        loss.item()  # the loss read back each step (on CUDA, this waits for the step)
 
     start = time.perf_counter()
     done = 0
@@ -134,7 +134,8 @@ def bench(name, batch_size, warmup, warmup_seconds, steps):
     return {
         'model': name, 'parameters': sum(p.numel() for p in model.parameters()), 'threads': torch.get_num_threads(),
         'batch_size': batch_size, 'train_step_ms': ms, 'train_samples_per_s': 1000 * batch_size / ms,
-        'torch': torch.__version__, 'blas': blas(),
+        'torch': torch.__version__, 'blas': blas(), 'device': device,
+        **({'gpu': torch.cuda.get_device_name(0), 'cuda': torch.version.cuda} if device == 'cuda' else {}),
     }
 
 
@@ -145,10 +146,14 @@ def main():
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--steps', type=int, default=10)
     parser.add_argument('--warmup-seconds', type=float, default=2.0)
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu', help='cuda: the GPU peer of the webgpu backend')
     args = parser.parse_args()
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        print('torch sees no CUDA device (torch.cuda.is_available() is False)', file=sys.stderr)
+        sys.exit(3)
     torch.set_num_threads(args.threads)
     for name in args.models:
-        print(json.dumps(bench(name, args.batch_size, 3, args.warmup_seconds, args.steps)), flush=True)
+        print(json.dumps(bench(name, args.batch_size, 3, args.warmup_seconds, args.steps, args.device)), flush=True)
 
 
 if __name__ == '__main__':
