@@ -6,13 +6,9 @@
  * webgpu's own by installBackwardKernels(); every other case still runs tfjs's kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import { WgslKernel, webgpuBackend, workgroupsFor } from './dispatch';
+import { KernelArgs, uniformParams, WgslKernel, webgpuBackend, workgroupTotal, workgroupsFor } from './dispatch';
 
 const WORKGROUP = 256;
-
-function u32Params(values: number[]): ArrayBuffer {
-  return Uint32Array.from(values).buffer;
-}
 
 // dx = dy where x > 0, else 0: tfjs's mul(dy, step(x)) in one pass.
 const reluGrad = new WgslKernel('ReluGrad', /* wgsl */ `
@@ -35,7 +31,7 @@ struct Params { rows: u32, cols: u32, groupRow: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
-var<workgroup> part: array<f32, ${WORKGROUP}>;
+${workgroupTotal(WORKGROUP)}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let c = g.x + g.y * p.groupRow;
@@ -43,13 +39,8 @@ fn main(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t:
   if (c < p.cols) {
     for (var r = t; r < p.rows; r += ${WORKGROUP}u) { s += x[r * p.cols + c]; }
   }
-  part[t] = s;
-  workgroupBarrier();
-  for (var half = ${WORKGROUP / 2}u; half > 0u; half >>= 1u) {
-    if (t < half) { part[t] += part[t + half]; }
-    workgroupBarrier();
-  }
-  if (t == 0u && c < p.cols) { out[c] = part[0]; }
+  let sum = total(t, s);
+  if (t == 0u && c < p.cols) { out[c] = sum; }
 }`);
 
 // dx at each input position: dy of its window if it holds the window's maximum (the first in
@@ -89,17 +80,16 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   dx[i] = select(0.0, dy[((b * p.outH + r) * p.outW + q) * p.c + ch], best == i);
 }`);
 
-type Args = { inputs: Record<string, tf.TensorInfo>; attrs: tf.NamedAttrMap; backend: tf.KernelBackend };
-type KernelFunc = (a: Args) => tf.TensorInfo | tf.TensorInfo[];
+type KernelFunc = (a: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
 const RELU_GRAD = 'ReluGrad';
 
-function reluGradKernel({ inputs: { dy, x }, backend }: Args): tf.TensorInfo {
+function reluGradKernel({ inputs: { dy, x }, backend }: KernelArgs): tf.TensorInfo {
   const gpu = webgpuBackend(backend);
   const dx = gpu.makeTensorInfo(x.shape, 'float32');
   const n = tf.util.sizeFromShape(x.shape);
   const groups = workgroupsFor(n, WORKGROUP);
-  reluGrad.dispatch(gpu, [dy, x, dx], u32Params([n, groups[0] * WORKGROUP]), groups);
+  reluGrad.dispatch(gpu, [dy, x, dx], uniformParams([n, groups[0] * WORKGROUP]), groups);
   return dx;
 }
 
@@ -116,7 +106,7 @@ function sumKernel(tfjsSum: KernelFunc): KernelFunc {
     const rows = tf.util.sizeFromShape(x.shape) / cols;
     const out = gpu.makeTensorInfo(args.attrs.keepDims ? [...x.shape.slice(0, -1).map(() => 1), cols] : [cols], 'float32');
     const groups = workgroupsFor(cols, 1);
-    columnSum.dispatch(gpu, [x, out], u32Params([rows, cols, groups[0]]), groups);
+    columnSum.dispatch(gpu, [x, out], uniformParams([rows, cols, groups[0]]), groups);
     return out;
   };
 }
@@ -134,7 +124,7 @@ function maxPoolGradKernel(tfjsMaxPoolGrad: KernelFunc): KernelFunc {
     const gpu = webgpuBackend(args.backend);
     const dx = gpu.makeTensorInfo(input.shape, 'float32');
     const groups = workgroupsFor(tf.util.sizeFromShape(input.shape), WORKGROUP);
-    maxPoolGrad.dispatch(gpu, [dy, input, dx], u32Params([info.batchSize, info.inHeight, info.inWidth, info.inChannels,
+    maxPoolGrad.dispatch(gpu, [dy, input, dx], uniformParams([info.batchSize, info.inHeight, info.inWidth, info.inChannels,
       info.outHeight, info.outWidth, info.filterHeight, info.filterWidth, info.padInfo.top, info.padInfo.left, groups[0] * WORKGROUP]), groups);
     return dx;
   };

@@ -6,27 +6,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BATCH_NORM_KERNELS } from '../batch-norm';
-import { WgslKernel, webgpuBackend, workgroupsFor } from './dispatch';
+import { KernelArgs, uniformParams as params, WgslKernel, webgpuBackend, workgroupTotal, workgroupsFor } from './dispatch';
 
 const WORKGROUP = 256;
 
-/**
- * A workgroup per channel: each thread sums its rows in a strided loop, then total() adds the
- * threads' sums in a tree and hands the result to every thread.
- */
-const CHANNEL_REDUCTION = /* wgsl */ `
-var<workgroup> part: array<f32, ${WORKGROUP}>;
-fn total(t: u32, v: f32) -> f32 {
-  part[t] = v;
-  workgroupBarrier();
-  for (var half = ${WORKGROUP / 2}u; half > 0u; half >>= 1u) {
-    if (t < half) { part[t] += part[t + half]; }
-    workgroupBarrier();
-  }
-  let s = part[0];
-  workgroupBarrier();
-  return s;
-}`;
+// A workgroup per channel: each thread sums its rows in a strided loop, then total() adds the threads' sums.
+const CHANNEL_REDUCTION = workgroupTotal(WORKGROUP);
 
 const ROWS_PARAMS = 'struct Params { rows: u32, cols: u32, groupRow: u32, epsilon: f32 }';
 
@@ -129,22 +114,13 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   dx[i] = dy[i] * k + (x[i] - mean[c]) * u + w;
 }`);
 
-type Args = { inputs: Record<string, tf.TensorInfo>; attrs: tf.NamedAttrMap; backend: tf.KernelBackend };
-
 function shapeOf(x: tf.TensorInfo) {
   const cols = x.shape[x.shape.length - 1];
   const n = tf.util.sizeFromShape(x.shape);
   return { n, cols, rows: n / cols, channelGroups: workgroupsFor(cols, 1), elementGroups: workgroupsFor(n, WORKGROUP) };
 }
 
-function params(u32s: number[], f32s: number[]): ArrayBuffer {
-  const buffer = new ArrayBuffer(4 * (u32s.length + f32s.length));
-  new Uint32Array(buffer, 0, u32s.length).set(u32s);
-  new Float32Array(buffer, 4 * u32s.length, f32s.length).set(f32s);
-  return buffer;
-}
-
-function forwardKernel({ inputs: { x, gamma, beta }, attrs, backend }: Args): tf.TensorInfo[] {
+function forwardKernel({ inputs: { x, gamma, beta }, attrs, backend }: KernelArgs): tf.TensorInfo[] {
   const gpu = webgpuBackend(backend);
   const { n, cols, rows, channelGroups, elementGroups } = shapeOf(x);
   const [mean, variance, invStd] = [0, 1, 2].map(() => gpu.makeTensorInfo([cols], 'float32'));
@@ -154,7 +130,7 @@ function forwardKernel({ inputs: { x, gamma, beta }, attrs, backend }: Args): tf
   return [y, mean, variance, invStd];
 }
 
-function backwardKernel({ inputs: { dy, x, gamma, mean, invStd }, backend }: Args): tf.TensorInfo[] {
+function backwardKernel({ inputs: { dy, x, gamma, mean, invStd }, backend }: KernelArgs): tf.TensorInfo[] {
   const gpu = webgpuBackend(backend);
   const { n, cols, rows, channelGroups, elementGroups } = shapeOf(x);
   const [dGamma, dBeta] = [0, 1].map(() => gpu.makeTensorInfo([cols], 'float32'));
@@ -189,7 +165,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 tf.registerKernel({
   kernelName: MOVING_AVERAGES,
   backendName: 'webgpu',
-  kernelFunc: (({ inputs: { movingMean, movingVariance, mean, variance }, attrs, backend }: Args) => {
+  kernelFunc: (({ inputs: { movingMean, movingVariance, mean, variance }, attrs, backend }: KernelArgs) => {
     const gpu = webgpuBackend(backend);
     const cols = mean.shape[0];
     const outs = [0, 1].map(() => gpu.makeTensorInfo([cols], 'float32'));

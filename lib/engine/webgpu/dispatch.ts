@@ -77,6 +77,39 @@ export function dispatchCount(): number {
   return dispatches;
 }
 
+/** What tfjs hands a kernel function. */
+export type KernelArgs = { inputs: Record<string, tf.TensorInfo>; attrs: tf.NamedAttrMap; backend: tf.KernelBackend };
+
+/** A kernel's uniform parameters, in the order its WGSL struct declares them: u32s, f32s, then u32s. */
+export function uniformParams(u32s: number[], f32s: number[] = [], after: number[] = []): ArrayBuffer {
+  const buffer = new ArrayBuffer(4 * (u32s.length + f32s.length + after.length));
+  new Uint32Array(buffer, 0, u32s.length).set(u32s);
+  new Float32Array(buffer, 4 * u32s.length, f32s.length).set(f32s);
+  new Uint32Array(buffer, 4 * (u32s.length + f32s.length), after.length).set(after);
+  return buffer;
+}
+
+/**
+ * WGSL: `total(t, v)` sums one value from each of a workgroup's `size` threads (t: the thread's
+ * local index) in a tree through workgroup memory and hands the sum to every thread. Call it
+ * from every thread of the workgroup (it has barriers).
+ */
+export function workgroupTotal(size: number): string {
+  return /* wgsl */ `
+var<workgroup> part: array<f32, ${size}>;
+fn total(t: u32, v: f32) -> f32 {
+  part[t] = v;
+  workgroupBarrier();
+  for (var half = ${size / 2}u; half > 0u; half >>= 1u) {
+    if (t < half) { part[t] += part[t + half]; }
+    workgroupBarrier();
+  }
+  let s = part[0];
+  workgroupBarrier();
+  return s;
+}`;
+}
+
 /** Workgroups for `invocations` threads in groups of `size`: x up to the limit, the rest in y. */
 export function workgroupsFor(invocations: number, size: number): [number, number] {
   const groups = Math.max(1, Math.ceil(invocations / size));

@@ -5,7 +5,7 @@
  * mean, negate) and 6 backward; a row is 10 values, so the launches were the whole cost.
  */
 import * as tf from '@tensorflow/tfjs';
-import { WgslKernel, webgpuBackend, workgroupsFor } from './dispatch';
+import { KernelArgs, uniformParams as params, WgslKernel, webgpuBackend, workgroupTotal, workgroupsFor } from './dispatch';
 
 const ROWS_PER_GROUP = 64;
 const REDUCE_GROUP = 256;
@@ -53,7 +53,7 @@ struct Params { rows: u32, cols: u32, scale: f32 }
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 @group(0) @binding(2) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
-var<workgroup> part: array<f32, ${REDUCE_GROUP}>;
+${workgroupTotal(REDUCE_GROUP)}
 @compute @workgroup_size(${REDUCE_GROUP})
 fn main(@builtin(local_invocation_index) t: u32) {
   var s = 0.0;
@@ -61,13 +61,8 @@ fn main(@builtin(local_invocation_index) t: u32) {
     let c = labels[r];
     if (c >= 0 && u32(c) < p.cols) { s += logp[r * p.cols + u32(c)]; }
   }
-  part[t] = s;
-  workgroupBarrier();
-  for (var half = ${REDUCE_GROUP / 2}u; half > 0u; half >>= 1u) {
-    if (t < half) { part[t] += part[t + half]; }
-    workgroupBarrier();
-  }
-  if (t == 0u) { loss[0] = -(part[0] / f32(p.rows)) * p.scale; }
+  let sum = total(t, s);
+  if (t == 0u) { loss[0] = -(sum / f32(p.rows)) * p.scale; }
 }`);
 
 // dlogp[r, j] = −dloss · weight / rows where j is the row's target, else 0.
@@ -85,17 +80,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   dlogp[i] = select(0.0, -(dloss[0] * p.scale) / f32(p.rows), u32(labels[r]) == i % p.cols);
 }`);
 
-function params(u32s: number[], f32s: number[] = [], after: number[] = []): ArrayBuffer {
-  const buffer = new ArrayBuffer(4 * (u32s.length + f32s.length + after.length));
-  new Uint32Array(buffer, 0, u32s.length).set(u32s);
-  new Float32Array(buffer, 4 * u32s.length, f32s.length).set(f32s);
-  new Uint32Array(buffer, 4 * (u32s.length + f32s.length), after.length).set(after);
-  return buffer;
-}
-
-type Args = { inputs: Record<string, tf.TensorInfo>; attrs: tf.NamedAttrMap; backend: tf.KernelBackend };
-
-function register(name: string, kernelFunc: (a: Args) => tf.TensorInfo): void {
+function register(name: string, kernelFunc: (a: KernelArgs) => tf.TensorInfo): void {
   tf.registerKernel({ kernelName: name, backendName: 'webgpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 }
 

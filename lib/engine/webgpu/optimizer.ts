@@ -4,7 +4,7 @@
  * `AdadeltaUpdate` kernel, so that tf.profile lists and times it like tfjs's own.
  */
 import * as tf from '@tensorflow/tfjs';
-import { WgslKernel, webgpuBackend, workgroupsFor } from './dispatch';
+import { KernelArgs, uniformParams, WgslKernel, webgpuBackend, workgroupsFor } from './dispatch';
 
 export const ADADELTA_KERNEL = 'AdadeltaUpdate';
 const WORKGROUP = 256;
@@ -33,19 +33,14 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   valueOut[i] = value[i] - d * p.lr;
 }`);
 
-type Args = { inputs: Record<string, tf.TensorInfo>; attrs: tf.NamedAttrMap; backend: tf.KernelBackend };
-
-function adadeltaKernel({ inputs, attrs, backend }: Args): tf.TensorInfo[] {
+function adadeltaKernel({ inputs, attrs, backend }: KernelArgs): tf.TensorInfo[] {
   const { value, gradient, squareAvg, accDelta } = inputs;
   const { rho, epsilon, lr } = attrs as unknown as { rho: number; epsilon: number; lr: number };
   const gpu = webgpuBackend(backend);
   const outs = [0, 1, 2].map(() => gpu.makeTensorInfo(value.shape, 'float32'));
   const n = tf.util.sizeFromShape(value.shape);
   const groups = workgroupsFor(n, WORKGROUP);
-  const params = new ArrayBuffer(24);
-  new Uint32Array(params, 0, 2).set([n, groups[0] * WORKGROUP]);
-  new Float32Array(params, 8, 4).set([rho, 1 - rho, epsilon, lr]);
-  adadelta.dispatch(gpu, [value, gradient, squareAvg, accDelta, ...outs], params, groups);
+  adadelta.dispatch(gpu, [value, gradient, squareAvg, accDelta, ...outs], uniformParams([n, groups[0] * WORKGROUP], [rho, 1 - rho, epsilon, lr]), groups);
   return outs;
 }
 
