@@ -67,6 +67,8 @@ const DATA_TAG = 'data';
 const STEP_TAG = 'step';
 /** Reading the loss back: on a GPU, where the time of the kernels the step lines queued is waited for. */
 const READBACK_TAG = 'readback';
+/** The lines whose time is the step's: the step line and, on a GPU, the read-back that waits for it. */
+const isStepTime = (tag: string) => tag === STEP_TAG || tag === READBACK_TAG;
 const STEP_PHASES = ['forward', 'loss', 'backward', 'allreduce', 'optimizer'];
 
 /** The loop the study is about: where the profile waits for the next batch. */
@@ -92,7 +94,7 @@ function perWorkers(data: SweepData, workers: number, loop: { function: string; 
     headerSeconds,
     headerPerStepMs: (1000 * headerSeconds) / steps,
     // Recorded before lines were tagged: the step is all of the loop's time but the wait.
-    stepSeconds: (data.untagged ? sum(lines) - sum(header) : sum(lines.filter((l) => l.tag === STEP_TAG || l.tag === READBACK_TAG))) / n,
+    stepSeconds: (data.untagged ? sum(lines) - sum(header) : sum(lines.filter((l) => isStepTime(l.tag)))) / n,
     readbackSeconds: sum(lines.filter((l) => l.tag === READBACK_TAG)) / n,
     totalLineSeconds: sum(lines) / n,
     finalAccuracy: epochs.length ? epochs[epochs.length - 1].test_accuracy : NaN,
@@ -193,7 +195,7 @@ export function analyse(data: SweepData): Analysis {
 
   // Where the time goes (at the lower worker count): the busiest line that is not the step as a whole.
   const byLine = new Map<string, { function: string; line: number; contents: string; seconds: number }>();
-  for (const l of data.lines.filter((r) => r.workers === lowW && r.tag !== STEP_TAG && r.tag !== READBACK_TAG)) {
+  for (const l of data.lines.filter((r) => r.workers === lowW && !isStepTime(r.tag))) {
     const key = `${l.function}:${l.line}`;
     const e = byLine.get(key) ?? { function: l.function, line: l.line, contents: l.contents, seconds: 0 };
     e.seconds += l.time_s;
