@@ -33,17 +33,25 @@ async function compileWat(): Promise<void> {
   const src = path.join(root, 'lib', 'engine', 'wasm');
   const out = path.join(dist, 'lib', 'engine', 'wasm');
   fs.mkdirSync(out, { recursive: true });
-  for (const file of fs.readdirSync(src).filter((f) => f.endsWith('.wat'))) {
-    const mod = wabt.parseWat(file, fs.readFileSync(path.join(src, file), 'utf8'), { simd: true });
+  const compile = (name: string, text: string, target: string) => {
+    const features = { simd: true, threads: true };
+    const mod = wabt.parseWat(name, text, features);
     try {
-      mod.validate();
-      const target = path.join(out, file.replace(/\.wat$/, '.wasm'));
+      mod.validate(features);
       fs.writeFileSync(`${target}.tmp`, mod.toBinary({}).buffer);
       fs.renameSync(`${target}.tmp`, target);
       written.add(target);
     } finally {
       mod.destroy();
     }
+  };
+  for (const file of fs.readdirSync(src).filter((f) => f.endsWith('.wat'))) {
+    const text = fs.readFileSync(path.join(src, file), 'utf8');
+    compile(file, text, path.join(out, file.replace(/\.wat$/, '.wasm')));
+    // The same kernels importing a shared memory: tfjs's memory once engine/wasm/shared-memory.ts
+    // has made it shared, which kernel threads then import too (engine/wasm/kernel-pool.ts).
+    const sharedImport = text.replace(/\(import "env" "memory" \(memory (\d+)\)\)/, '(import "env" "memory" (memory $1 65536 shared))');
+    if (sharedImport !== text) compile(file, sharedImport, path.join(out, file.replace(/\.wat$/, '-shared.wasm')));
   }
 }
 

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../util/errors';
 import { installedVersions, isInstalled } from '../util/packages';
 import { registerWasmTrainingKernels } from './wasm/training-kernels';
+import { withSharedWasmMemory } from './wasm/shared-memory';
 import { describeAdapter, GpuAdapter, probeWebgpu, useWebgpu } from './webgpu/adapter';
 
 export const BACKEND_REQUESTS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
@@ -94,8 +95,11 @@ export function visibleGpus(): string[] {
 async function useWasm(): Promise<void> {
   await import('@tensorflow/tfjs-backend-wasm');
   registerWasmTrainingKernels();
-  if (!(await tf.setBackend('wasm'))) throw new Error('tf.setBackend("wasm") returned false');
-  await tf.ready();
+  // On a shared memory, so that kernel threads can work on its tensors (engine/wasm/kernel-pool.ts).
+  await withSharedWasmMemory(async () => {
+    if (!(await tf.setBackend('wasm'))) throw new Error('tf.setBackend("wasm") returned false');
+    await tf.ready();
+  });
 }
 
 async function useCpu(): Promise<void> {

@@ -11,16 +11,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-
-// The WebAssembly JS API, which Node has and TypeScript's ES2022 library does not declare.
-declare namespace WebAssembly {
-  class Memory { readonly buffer: ArrayBuffer }
-  class Module { constructor(bytes: Uint8Array) }
-  class Instance {
-    constructor(module: Module, imports: Record<string, Record<string, unknown>>);
-    readonly exports: Record<string, unknown>;
-  }
-}
+import { splitRows } from '../allreduce';
+import { KernelPool, PoolKernel } from './kernel-pool';
 
 /** The parts of tfjs-backend-wasm's BackendWasm that this project's kernels use. */
 export interface WasmBackend {
@@ -46,12 +38,22 @@ interface KernelExports {
     oh: number, ow: number, co: number, kh: number, kw: number): void;
 }
 
-let compiled: WebAssembly.Module | undefined;
+/** The kernels compiled for an unshared memory and for a shared one (simd-kernels-shared.wasm, built from the same text). */
+const compiled = new Map<boolean, WebAssembly.Module>();
 const instances = new WeakMap<WebAssembly.Memory, KernelExports>();
+
+export function kernelModule(shared: boolean): WebAssembly.Module {
+  let module = compiled.get(shared);
+  if (!module) {
+    module = new WebAssembly.Module(fs.readFileSync(path.join(__dirname, shared ? 'simd-kernels-shared.wasm' : 'simd-kernels.wasm')));
+    compiled.set(shared, module);
+  }
+  return module;
+}
 
 const memories = new WeakMap<WasmBackend, WebAssembly.Memory>();
 
-function memoryOf(backend: WasmBackend): WebAssembly.Memory {
+export function memoryOf(backend: WasmBackend): WebAssembly.Memory {
   let memory = memories.get(backend); // looked up once: the exports are hundreds of entries
   if (!memory) {
     memory = Object.values(backend.wasm.asm).find((v) => v instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined;
@@ -70,11 +72,63 @@ function kernels(backend: WasmBackend): KernelExports {
   const memory = memoryOf(backend);
   let exports = instances.get(memory);
   if (!exports) {
-    compiled ??= new WebAssembly.Module(fs.readFileSync(path.join(__dirname, 'simd-kernels.wasm')));
-    exports = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as KernelExports;
+    const module = kernelModule(memory.buffer instanceof SharedArrayBuffer);
+    exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
     instances.set(memory, exports);
   }
   return exports;
+}
+
+let pool: { memory: WebAssembly.Memory; pool: KernelPool } | undefined;
+
+/**
+ * Splits the convolutions of the current wasm backend across `threads` threads (this one
+ * included) from now on; 1 goes back to this thread alone. Needs the backend on a shared
+ * memory (shared-memory.ts): whether it is, `kernelThreadsAvailable` says.
+ */
+export async function setKernelThreads(threads: number): Promise<void> {
+  if (pool) {
+    const old = pool.pool;
+    pool = undefined;
+    await old.close();
+  }
+  if (threads <= 1) return;
+  const backend = tf.backend() as unknown as WasmBackend;
+  const memory = memoryOf(backend);
+  const k = kernels(backend) as unknown as Record<PoolKernel, (...args: number[]) => void>;
+  pool = { memory, pool: await KernelPool.start(threads, memory, kernelModule(true), (kernel, args) => k[kernel](...args)) };
+}
+
+/** Threads the convolutions are split across (1: this thread alone). */
+export function kernelThreads(): number {
+  return pool && !paused ? pool.pool.threads : 1;
+}
+
+let paused = false;
+
+/** Runs `work` on this thread alone, the kernel threads kept (a benchmark's one-thread figure beside theirs). */
+export async function onThisThreadAlone<T>(work: () => Promise<T>): Promise<T> {
+  const was = paused;
+  paused = true;
+  try {
+    return await work();
+  } finally {
+    paused = was;
+  }
+}
+
+/** Whether the current backend is wasm on a shared memory, so that kernel threads can work on it. */
+export function kernelThreadsAvailable(): boolean {
+  if (tf.getBackend() !== 'wasm') return false;
+  return memoryOf(tf.backend() as unknown as WasmBackend).buffer instanceof SharedArrayBuffer;
+}
+
+/** Fewest multiply-adds worth waking the kernel threads for (a wake-up costs tens of microseconds). */
+const POOL_MIN_WORK = 1 << 21;
+
+/** The pool for a backend's memory where a job of `work` multiply-adds over n images is worth splitting. */
+function poolFor(backend: WasmBackend, n: number, work: number): KernelPool | undefined {
+  return pool && !paused && n > 1 && work >= POOL_MIN_WORK && pool.memory === memoryOf(backend) ? pool.pool : undefined;
 }
 
 /**
@@ -178,12 +232,23 @@ export function convFilterGrad(backend: WasmBackend, x: tf.TensorInfo, dy: tf.Te
   const L = kw * ci;
   const L4 = Math.ceil(L / 4) * 4;
   const cols = Math.ceil(co / 8) * 8;
-  const scratch = backend.makeOutput([kh * L4 * cols], 'float32');
+  const size = kh * L4 * cols;
+  const threads = poolFor(backend, n, n * oh * ow * co * kh * kw * ci);
+  // Images are split across the kernel threads, each summing into a scratch of its own.
+  const shares = threads ? splitRows(n, Math.min(n, threads.threads)) : [[0, n]];
+  const scratch = backend.makeOutput([shares.length * size], 'float32');
   backend.typedArrayFromHeap(scratch).fill(0);
   const at = (t: tf.TensorInfo) => addressOf(backend, t);
-  kernels(backend).conv_filter_grad(at(x), at(dy), at(scratch), n, h, w, ci, oh, ow, co, kh, kw, cols);
+  const rows = shares.map(([first, count], i) => [at(x) + 4 * first * h * w * ci, at(dy) + 4 * first * oh * ow * co,
+    at(scratch) + 4 * i * size, count, h, w, ci, oh, ow, co, kh, kw, cols]);
+  if (threads) threads.run('conv_filter_grad', rows);
+  else kernels(backend).conv_filter_grad(...(rows[0] as Parameters<KernelExports['conv_filter_grad']>));
   const out = backend.makeOutput([kh, kw, ci, co], 'float32');
   const padded = backend.typedArrayFromHeap(scratch);
+  for (let i = 1; i < shares.length; i++) { // the threads' sums in thread order: the same result for the same count
+    const part = padded.subarray(i * size, (i + 1) * size);
+    for (let j = 0; j < size; j++) padded[j] += part[j];
+  }
   const dw = backend.typedArrayFromHeap(out);
   for (let a = 0; a < kh; a++) {
     for (let t = 0; t < L; t++) {
@@ -197,7 +262,8 @@ export function convFilterGrad(backend: WasmBackend, x: tf.TensorInfo, dy: tf.Te
 
 /**
  * A valid, stride-1 NHWC convolution of x [n, h, w, ci] by filter [kh, kw, ci, co] into
- * [n, h − kh + 1, w − kw + 1, co], by the SIMD kernel conv2d_valid.
+ * [n, h − kh + 1, w − kw + 1, co], by the SIMD kernel conv2d_valid; on kernel threads, each
+ * thread takes some of the images.
  */
 export function conv2dValid(backend: WasmBackend, x: tf.TensorInfo, filter: tf.TensorInfo): tf.TensorInfo {
   const [n, h, w, ci] = x.shape;
@@ -206,6 +272,13 @@ export function conv2dValid(backend: WasmBackend, x: tf.TensorInfo, filter: tf.T
   const ow = w - kw + 1;
   const out = backend.makeOutput([n, oh, ow, co], 'float32');
   const at = (t: tf.TensorInfo) => addressOf(backend, t);
-  kernels(backend).conv2d_valid(at(x), at(filter), at(out), n, h, w, ci, oh, ow, co, kh, kw);
+  const threads = poolFor(backend, n, n * oh * ow * co * kh * kw * ci);
+  if (!threads) {
+    kernels(backend).conv2d_valid(at(x), at(filter), at(out), n, h, w, ci, oh, ow, co, kh, kw);
+    return out;
+  }
+  // Images are split across the kernel threads: each writes its own rows of out.
+  threads.run('conv2d_valid', splitRows(n, Math.min(n, threads.threads)).map(([first, count]) =>
+    [at(x) + 4 * first * h * w * ci, at(filter), at(out) + 4 * first * oh * ow * co, count, h, w, ci, oh, ow, co, kh, kw]));
   return out;
 }
