@@ -14,7 +14,8 @@ import { findPeerPython, PeerResult, runPeer } from '../lib/bench-peer';
 import { createModel, MODEL_NAMES } from '../lib/models';
 import { summarize } from '../lib/models/summary';
 import { checkComputeThreads, defaultComputeThreads } from '../lib/training/data-parallel';
-import { fastestCount, recordThreadSweep, sweepQuestion, threadCounts, threadSweepsFile } from '../lib/training/thread-choice';
+import { chooseComputeThreads, COMPUTE_SPLITS, type ComputeSplit, fastestLayout, recordThreadSweep, sweepQuestion, threadCounts, threadSweepsFile } from '../lib/training/thread-choice';
+import { kernelThreadsAvailable } from '../lib/engine/wasm/simd-kernels';
 import { cpuAllotment } from '../lib/util/machine';
 
 runMain(async () => {
@@ -26,7 +27,9 @@ runMain(async () => {
     .option('--steps <n>', 'timed steps (median reported) after a warm-up of 3 steps and at least --warmup-seconds', positiveInt, 10)
     .option('--warmup-seconds <s>', 'the least warm-up time before timing (a fresh compute thread runs slower until V8 has optimised its WebAssembly)', nonNegativeNumber, 2)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_REQUESTS).default('auto'))
-    .option('--compute-threads <n>', 'threads for the data-parallel training figure (default: as npm run train picks)', positiveInt)
+    .option('--compute-threads <n>', 'threads for the multi-thread training figure (default: as npm run train picks)', positiveInt)
+    .addOption(new Option('--compute-split <how>', 'how those threads share a step: batch (data parallel) or ops (each operation split ' +
+      'across them; wasm only) (default: as npm run train picks)').choices(COMPUTE_SPLITS))
     .option('--json', 'print one JSON object as the last line', false)
     .option('--skip-loader', 'skip the data-loader and profiler-overhead parts (model only)', false)
     .option('--peer', 'with --model all or --threads-sweep: train each model in PyTorch too (scripts/pytorch_peer.py, same threads and batch), ' +
@@ -53,19 +56,22 @@ runMain(async () => {
     return;
   }
   if (o.peer) throw new UserError('--peer goes with --model all or --threads-sweep');
-  const threads: number = o.computeThreads ?? defaultComputeThreads(backend.name, process.env, o.model);
-  checkComputeThreads(threads, backend.name);
+  const chosen = chooseComputeThreads(backend.name, process.env, o.model, o.batchSize, o.computeSplit as ComputeSplit | undefined);
+  const threads: number = o.computeThreads ?? chosen.threads;
+  const split: ComputeSplit = o.computeSplit ?? (o.computeThreads ? 'batch' : chosen.split);
+  checkComputeThreads(threads, backend.name, split);
   const r = await benchModel(o.model, o.batchSize, 3, o.steps);
   log(`Training, 1 thread: ${r.train_samples_per_s.toFixed(1)} samples/s (${r.train_step_ms.toFixed(1)} ms per step of ${o.batchSize}, median of ${o.steps})`);
   let train = { train_samples_per_s: r.train_samples_per_s, train_step_ms: r.train_step_ms };
   if (threads > 1) {
-    train = await benchParallelTraining(o.model, o.batchSize, threads, backend.name, 3, o.steps);
-    log(`Training, ${threads} threads (data parallel, as npm run train): ${train.train_samples_per_s.toFixed(1)} samples/s ` +
+    train = await benchParallelTraining(o.model, o.batchSize, threads, backend.name, 3, o.steps, split);
+    const how = `${split === 'ops' ? 'split operations' : 'data parallel'}${o.computeThreads || o.computeSplit ? '' : ', as npm run train'}`;
+    log(`Training, ${threads} threads (${how}): ${train.train_samples_per_s.toFixed(1)} samples/s ` +
       `(${train.train_step_ms.toFixed(1)} ms per step of ${o.batchSize}, median of ${o.steps}), ` +
       `${(train.train_samples_per_s / r.train_samples_per_s).toFixed(2)}× one thread`);
   }
   log(`Inference, 1 thread: ${r.infer_samples_per_s.toFixed(1)} samples/s (${r.infer_step_ms.toFixed(1)} ms per batch of ${o.batchSize})`);
-  const testPass = await benchTestPass(o.model, loadEmbedded().test, threads, backend.name);
+  const testPass = await benchTestPass(o.model, loadEmbedded().test, threads, backend.name, 3, split);
   log(`Test pass (the embedded 2,000 test digits, batches of 1,000, median of 3): ${testPass.one_thread_s.toFixed(2)} s on 1 thread, ` +
     `${testPass.threads_s.toFixed(2)} s on ${threads}: ${testPass.speedup.toFixed(2)}×`);
   log('\nKernels of one training step, 1 thread (tf.profile):');
@@ -84,7 +90,7 @@ runMain(async () => {
     const rss8 = await loaderResidentMB(data.train, 8);
     const perWorkerMB = (rss8 - rss1) / 7;
     log(`  resident memory: ${rss1.toFixed(0)} MB with 1 worker, ${rss8.toFixed(0)} MB with 8 (${perWorkerMB.toFixed(1)} MB per added worker)`);
-    const overhead = await benchProfileOverhead(limitTrain(data, 1280).train, { workers: 8, threads, backend: backend.name });
+    const overhead = await benchProfileOverhead(limitTrain(data, 1280).train, { workers: 8, threads, split, backend: backend.name });
     log(`\nProfiling overhead on a training epoch, everything on (line profiler, timelines of every thread, 8 loader workers, ` +
       `${threads} compute thread${threads === 1 ? '' : 's'}; 1,280 samples, median of 3): ` +
       `${overhead.off_s.toFixed(2)} s off, ${overhead.on_s.toFixed(2)} s on: ${overhead.overhead_pct.toFixed(2)}% (${overhead.trace_events} trace events); ` +
@@ -99,7 +105,7 @@ runMain(async () => {
   if (o.json) {
     log(JSON.stringify({ ...extra,
       backend: backend.name, engine: backend.engine, model: o.model, batch_size: o.batchSize, warmup_seconds: warmupSeconds(),
-      compute_threads: threads, train_samples_per_s: train.train_samples_per_s, train_step_ms: train.train_step_ms,
+      compute_threads: threads, compute_split: split, train_samples_per_s: train.train_samples_per_s, train_step_ms: train.train_step_ms,
       train_samples_per_s_1_thread: r.train_samples_per_s, train_step_ms_1_thread: r.train_step_ms,
       infer_samples_per_s: r.infer_samples_per_s, infer_step_ms: r.infer_step_ms, cpus: os.availableParallelism(),
       test_pass_s_1_thread: testPass.one_thread_s, test_pass_s: testPass.threads_s, test_pass_speedup: testPass.speedup,
@@ -141,7 +147,8 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
     const one = await benchModel(name, batchSize, 3, steps);
     const many = threads > 1 ? await benchParallelTraining(name, batchSize, threads, backend, 3, steps) : one;
     const top = one.kernels.slice(0, 3);
-    const usual = defaultComputeThreads(backend, process.env, name);
+    const usualChoice = chooseComputeThreads(backend, process.env, name, batchSize);
+    const usual = usualChoice.threads;
     rows[name] = { parameters, default_compute_threads: usual, train_samples_per_s_1_thread: one.train_samples_per_s, train_samples_per_s: many.train_samples_per_s,
       infer_samples_per_s: one.infer_samples_per_s, top_kernels_ms: Object.fromEntries(one.kernels.slice(0, 5).map((k) => [k.kernel, Number(k.ms.toFixed(2))])),
       kernel_calls_per_step: kernelCalls(one.kernels), dispatches_per_step: one.dispatches_per_step ?? null };
@@ -151,7 +158,7 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
       // PEER_ROUNDS times (the host is shared: one run of either can be 2x off); the medians are compared.
       let torch: PeerResult | undefined;
       const [oursRuns, torchRuns] = await alternateRuns(
-        async () => (await benchParallelTraining(name, batchSize, usual, backend, 3, steps)).train_samples_per_s,
+        async () => (await benchParallelTraining(name, batchSize, usual, backend, 3, steps, usualChoice.split)).train_samples_per_s,
         async () => (torch = runPeer(peerPython, name, { threads, batchSize, steps })).train_samples_per_s,
         PEER_ROUNDS, false); // each run warms up itself
       if (torch!.parameters !== torchCount) throw new Error(`the PyTorch peer's ${name} has ${torch!.parameters} parameters, ours ${torchCount}: not the same model`);
@@ -198,34 +205,51 @@ async function benchThreadSweep(models: string[], batchSize: number, steps: numb
   const measuredAt = new Date().toISOString();
   log(`\nThread sweep, batch ${batchSize}, synthetic data, median of ${steps} steps after a warm-up (3 steps, at least ${warmupSeconds()} s), ` +
     `compute threads ${counts.join(', ')} (${allotment.source})${peerPython ? '; PyTorch on the same threads right after ours (ours/torch)' : ''}:\n`);
-  const width = peerPython ? 16 : 9;
-  const header = `${'model'.padEnd(16)}${counts.map((t) => `${t} thr`.padStart(width)).join('')}${'chosen'.padStart(8)}`;
+  // Split operations need the wasm backend on a shared memory; the cpu backend has only replicas.
+  const splits: ComputeSplit[] = kernelThreadsAvailable() ? ['batch', 'ops'] : ['batch'];
+  const width = 9 * splits.length + (peerPython ? 7 : 0);
+  const header = `${'model'.padEnd(16)}${counts.map((t) => `${t} thr`.padStart(width)).join('')}${'chosen'.padStart(12)}`;
   log(header);
   log('='.repeat(header.length));
-  const results: Record<string, { samples_per_s: Record<string, number>; pytorch_samples_per_s?: Record<string, number>; chosen: number }> = {};
+  const results: Record<string, { samples_per_s: Record<string, number>; ops_samples_per_s?: Record<string, number>;
+    pytorch_samples_per_s?: Record<string, number>; chosen: number; chosen_split: ComputeSplit }> = {};
   let peerInfo: Pick<PeerResult, 'torch' | 'blas'> & { python: string } | undefined;
   for (const name of models) {
-    const ours: Record<string, number> = {};
+    const ours: Record<ComputeSplit, Record<string, number>> = { batch: {}, ops: {} };
     const torch: Record<string, number> = {};
     const cells: string[] = [];
     for (const t of counts) {
-      ours[t] = (await benchParallelTraining(name, batchSize, t, backend, 3, steps)).train_samples_per_s;
-      let cell = ours[t].toFixed(0);
+      const cell: string[] = [];
+      for (const split of splits) {
+        if (t === 1 && split === 'ops') { // one thread is one thread either way
+          cell.push('-');
+          continue;
+        }
+        ours[split][t] = (await benchParallelTraining(name, batchSize, t, backend, 3, steps, split)).train_samples_per_s;
+        cell.push(ours[split][t].toFixed(0));
+      }
       if (peerPython) {
         const r = runPeer(peerPython, name, { threads: t, batchSize, steps });
         peerInfo = { python: peerPython, torch: r.torch, blas: r.blas };
         torch[t] = r.train_samples_per_s;
-        cell += ` / ${torch[t].toFixed(0)}`;
+        cell.push(torch[t].toFixed(0));
       }
-      cells.push(cell.padStart(width));
+      cells.push(cell.join(' / ').padStart(width));
     }
-    const chosen = fastestCount(ours, allotment.cpus) ?? 1;
-    if (file) recordThreadSweep(file, { ...question, model: name, measured_at: measuredAt, samples_per_s: ours });
-    results[name] = { samples_per_s: ours, ...(peerPython ? { pytorch_samples_per_s: torch } : {}), chosen };
-    log(`${name.padEnd(16)}${cells.join('')}${String(chosen).padStart(8)}`);
+    const opsMeasured = splits.includes('ops') && Object.keys(ours.ops).length > 0;
+    const chosen = fastestLayout({ batch: ours.batch, ...(opsMeasured ? { ops: ours.ops } : {}) }, allotment.cpus) ?? { threads: 1, split: 'batch' as const };
+    if (file) {
+      recordThreadSweep(file, { ...question, model: name, measured_at: measuredAt, samples_per_s: ours.batch,
+        ...(opsMeasured ? { ops_samples_per_s: ours.ops } : {}) });
+    }
+    results[name] = { samples_per_s: ours.batch, ...(opsMeasured ? { ops_samples_per_s: ours.ops } : {}),
+      ...(peerPython ? { pytorch_samples_per_s: torch } : {}), chosen: chosen.threads, chosen_split: chosen.split };
+    const chosenCell = chosen.threads === 1 ? '1' : `${chosen.threads} ${chosen.split}`;
+    log(`${name.padEnd(16)}${cells.join('')}${chosenCell.padStart(12)}`);
   }
-  log(`\n(training samples/s; chosen: the fewest threads within 3% of the fastest, what npm run train now uses for the model here` +
-    `${peerInfo ? `; torch: PyTorch ${peerInfo.torch} (${peerInfo.blas}, ${peerInfo.python})` : ''})`);
+  const cellWords = [...splits.map((sp) => (sp === 'batch' ? 'data parallel' : 'split operations')), ...(peerPython ? ['PyTorch'] : [])];
+  log(`\n(training samples/s per cell: ${cellWords.join(' / ')}; chosen: the fewest threads within 3% of the fastest, and how they split the ` +
+    `step, what npm run train now uses for the model here${peerInfo ? `; PyTorch ${peerInfo.torch} (${peerInfo.blas}, ${peerInfo.python})` : ''})`);
   log(file ? `Recorded in ${file} for ${question.machine}, ${backend}, batch ${batchSize}, ${question.software}.`
     : 'Not recorded: no home folder (set MNIST_LAB_CACHE to keep it).');
   if (json) {

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createModel, seedDropout } from './models';
-import { DataParallel } from './training/data-parallel';
+import { ComputeSplit, DataParallel } from './training/data-parallel';
 import { createOptimizer } from './training/optim';
 import { rng } from './util/random';
 import type { Split } from './data/dataset';
@@ -15,6 +15,7 @@ import { memoryProgress } from './training/progress';
 import { trainEpoch } from './training/epoch';
 import { StepTarget, trainableVariables, trainStep } from './training/step';
 import { dispatchCount } from './engine/webgpu/dispatch';
+import { onThisThreadAlone } from './engine/wasm/simd-kernels';
 
 export interface KernelTime { kernel: string; ms: number; calls: number }
 
@@ -69,11 +70,11 @@ async function timeSteps(step: () => Promise<void>, warmup: number, steps: numbe
 }
 
 /** A model, optimizer and synthetic batch, stepped by the training step with `threads` compute threads. */
-async function stepper(modelName: string, batchSize: number, threads: number, backend: string) {
+async function stepper(modelName: string, batchSize: number, threads: number, backend: string, split: ComputeSplit = 'batch') {
   const model = createModel(modelName, 1);
   seedDropout(model, rng(1, 'bench-dropout'));
   const optimizer = createOptimizer('adadelta', 1.0, 0);
-  const parallel = await DataParallel.start(model, { threads, model: modelName, seed: 1, backend, optimizer: { name: 'adadelta', lr: 1.0, momentum: 0 } });
+  const parallel = await DataParallel.start(model, { threads, split, model: modelName, seed: 1, backend, optimizer: { name: 'adadelta', lr: 1.0, momentum: 0 } });
   await parallel.sync(model, optimizer, 1.0, 1, 1);
   const target: StepTarget = { model, optimizer, vars: trainableVariables(model), reducer: parallel };
   const { x, y } = syntheticBatch(batchSize, 1);
@@ -129,10 +130,10 @@ export async function benchModel(modelName: string, batchSize: number, warmup = 
   }
 }
 
-/** Training samples/s with `threads` compute threads, data parallel, stepping as training does. */
+/** Training samples/s with `threads` compute threads sharing the work by `split`, stepping as training does. */
 export async function benchParallelTraining(modelName: string, batchSize: number, threads: number, backend: string,
-  warmup = 3, steps = 10): Promise<{ train_samples_per_s: number; train_step_ms: number }> {
-  const s = await stepper(modelName, batchSize, threads, backend);
+  warmup = 3, steps = 10, split: ComputeSplit = 'batch'): Promise<{ train_samples_per_s: number; train_step_ms: number }> {
+  const s = await stepper(modelName, batchSize, threads, backend, split);
   try {
     const ms = await timeSteps(s.step, warmup, steps);
     return { train_samples_per_s: (1000 * batchSize) / ms, train_step_ms: ms };
@@ -216,13 +217,13 @@ async function alternate(a: () => Promise<number>, b: () => Promise<number>, rou
  * The same epoch (same data, weights and seed) is timed with profiling off and on,
  * alternately, `rounds` times each; medians.
  */
-export async function benchProfileOverhead(split: Split, o: { workers: number; threads: number; backend: string; rounds?: number }):
+export async function benchProfileOverhead(split: Split, o: { workers: number; threads: number; split?: ComputeSplit; backend: string; rounds?: number }):
   Promise<{ off_s: number; on_s: number; overhead_pct: number; steps_overhead_pct: number; gather_s: number; workers: number; compute_threads: number;
     trace_events: number }> {
   const rounds = o.rounds ?? 3;
   const model = createModel('net', 1);
   const optimizer = createOptimizer('adadelta', 1.0, 0);
-  const parallel = await DataParallel.start(model, { threads: o.threads, model: 'net', seed: 1, backend: o.backend, optimizer: { name: 'adadelta', lr: 1.0, momentum: 0 } });
+  const parallel = await DataParallel.start(model, { threads: o.threads, split: o.split, model: 'net', seed: 1, backend: o.backend, optimizer: { name: 'adadelta', lr: 1.0, momentum: 0 } });
   const loader = new DataLoader(split, { batchSize: 64, shuffle: true, seed: 1, numWorkers: o.workers, persistentWorkers: true });
   const progress = memoryProgress([]);
   let traceEvents = 0;
@@ -263,12 +264,12 @@ export async function benchProfileOverhead(split: Split, o: { workers: number; t
  * The test pass (evaluation of `split`, batches of 1,000 as training's default) on one
  * thread and across `threads` compute threads; medians of `rounds`.
  */
-export async function benchTestPass(modelName: string, split: Split, threads: number, backend: string, rounds = 3):
+export async function benchTestPass(modelName: string, split: Split, threads: number, backend: string, rounds = 3, computeSplit: ComputeSplit = 'batch'):
   Promise<{ one_thread_s: number; threads_s: number; threads: number; speedup: number }> {
   const model = createModel(modelName, 1);
   const optimizer = createOptimizer('adadelta', 1.0, 0);
   const single = DataParallel.single();
-  const parallel = await DataParallel.start(model, { threads, model: modelName, seed: 1, backend, optimizer: { name: 'adadelta', lr: 1.0, momentum: 0 } });
+  const parallel = await DataParallel.start(model, { threads, split: computeSplit, model: modelName, seed: 1, backend, optimizer: { name: 'adadelta', lr: 1.0, momentum: 0 } });
   await parallel.sync(model, optimizer, 1.0, 1, 1);
   const time = async (dp: DataParallel) => {
     const t0 = performance.now();
@@ -278,9 +279,9 @@ export async function benchTestPass(modelName: string, split: Split, threads: nu
   // Warm-up as for the training steps: the compute threads' inference kernels start cold.
   await warmUp(async () => {
     await time(parallel);
-    await time(single);
+    await onThisThreadAlone(() => time(single));
   }, 1);
-  const [one, many] = await alternate(() => time(single), () => time(parallel), rounds);
+  const [one, many] = await alternate(() => onThisThreadAlone(() => time(single)), () => time(parallel), rounds);
   await parallel.close();
   optimizer.dispose();
   model.dispose();

@@ -62,6 +62,7 @@ export interface RecordedOptions {
   workers: number;
   limit?: number;
   computeThreads?: number;
+  computeSplit?: string;
   profile?: boolean;
   out?: string;
 }
@@ -76,6 +77,8 @@ export interface RunConfig {
   /** On webgpu: the adapter (vendor, device, driver, whether it is software). */
   adapter?: GpuAdapter;
   compute_threads: number;
+  /** How the compute threads shared a step (absent in runs from before split operations: 'batch'). */
+  compute_split?: 'batch' | 'ops';
   machine: MachineInfo;
   versions: Record<string, string>;
   /** `fingerprint`: the content's hash (dataFingerprint); absent in runs recorded before it was kept. */
@@ -317,7 +320,7 @@ export class RunFolder {
  * continues a finished run.)
  */
 export const IDENTITY_OPTIONS = ['model', 'data', 'download', 'limit', 'batchSize', 'testBatchSize', 'optimizer', 'lr', 'gamma',
-  'momentum', 'seed', 'workers', 'computeThreads', 'backend', 'profile'] as const;
+  'momentum', 'seed', 'workers', 'computeThreads', 'computeSplit', 'backend', 'profile'] as const;
 export type IdentityOption = (typeof IDENTITY_OPTIONS)[number];
 
 /** The command-line flag of an option: batchSize → --batch-size. */
@@ -327,7 +330,8 @@ export const flagOf = (option: string) => `--${option.replace(/[A-Z]/g, (c) => `
 export function runIdentity(config: RunConfig): Record<IdentityOption, unknown> {
   const o = config.options as unknown as Record<string, unknown>;
   return Object.fromEntries(IDENTITY_OPTIONS.map((k) => [k,
-    k === 'computeThreads' ? config.compute_threads : k === 'backend' ? config.backend : o[k] ?? null])) as Record<IdentityOption, unknown>;
+    k === 'computeThreads' ? config.compute_threads : k === 'computeSplit' ? config.compute_split ?? 'batch'
+      : k === 'backend' ? config.backend : o[k] ?? null])) as Record<IdentityOption, unknown>;
 }
 
 function sameValue(option: IdentityOption, run: unknown, asked: unknown): boolean {
@@ -356,7 +360,7 @@ export function studyDifferences(a: RunConfig, b: RunConfig, conditions = true):
   const [ia, ib] = [runIdentity(a), runIdentity(b)];
   const out: { flag: string; a: unknown; b: unknown }[] = [];
   for (const k of STUDY_OPTIONS) {
-    if (!conditions && (k === 'backend' || k === 'computeThreads')) continue;
+    if (!conditions && (k === 'backend' || k === 'computeThreads' || k === 'computeSplit')) continue;
     if (k === 'data' && a.data.fingerprint && b.data.fingerprint) {
       if (a.data.fingerprint !== b.data.fingerprint) out.push({ flag: '--data (content)', a: `${a.data.name} [${a.data.fingerprint}]`, b: `${b.data.name} [${b.data.fingerprint}]` });
     } else if (!sameValue(k, ia[k], ib[k])) {

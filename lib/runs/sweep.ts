@@ -27,7 +27,7 @@ import { autoBackendName } from '../engine/backend';
 import { fingerprintOf } from '../data/dataset';
 import { parseTrainArgs } from '../training/cli';
 import { defaultComputeThreads } from '../training/data-parallel';
-import { studyComputeThreads } from '../training/thread-choice';
+import { chooseComputeThreads, studyComputeThreads } from '../training/thread-choice';
 import { foreignEntries, someNames } from '../util/path-checks';
 
 export interface SweepOptions {
@@ -126,6 +126,8 @@ async function requestedStudy(trainArgs: string[]): Promise<RunConfig> {
   return {
     options: asked, backend: asked.backend, engine: '', backend_line: '', machine: undefined!, versions: {},
     compute_threads: asked.computeThreads ?? defaultComputeThreads(backend, process.env, asked.model),
+    compute_split: asked.computeSplit ?? (asked.computeThreads === undefined
+      ? chooseComputeThreads(backend, process.env, asked.model, asked.batchSize).split : 'batch'),
     data: { name: asked.download ? 'download' : asked.data, train: 0, test: 0, note: '', fingerprint: fingerprintOf(asked) },
   };
 }
@@ -311,9 +313,11 @@ async function withStudyComputeThreads(options: SweepOptions): Promise<SweepOpti
   const asked = parseTrainArgs(options.trainArgs);
   if (asked.computeThreads !== undefined) return options;
   const backend = asked.backend === 'auto' ? await autoBackendName() : asked.backend;
-  const choice = studyComputeThreads(backend, process.env, asked.model, options.workers, asked.batchSize);
-  options.log(`Compute threads for every run: ${choice.threads} (${choice.why})`);
-  return { ...options, trainArgs: [...options.trainArgs, '--compute-threads', String(choice.threads)] };
+  const choice = studyComputeThreads(backend, process.env, asked.model, options.workers, asked.batchSize, asked.computeSplit);
+  const split = choice.threads > 1 ? `, ${choice.split === 'ops' ? 'split operations' : 'data parallel'}` : '';
+  options.log(`Compute threads for every run: ${choice.threads}${split} (${choice.why})`);
+  return { ...options, trainArgs: [...options.trainArgs, '--compute-threads', String(choice.threads),
+    ...(asked.computeSplit === undefined ? ['--compute-split', choice.split] : [])] };
 }
 
 export interface EpochRow {

@@ -9,6 +9,7 @@ import { command, fraction, nonNegativeInt, positiveInt, positiveNumber } from '
 import { UserError } from '../util/errors';
 import { OPTIMIZERS, OptimizerName } from './optim';
 import { DEFAULTS, TrainOptions } from './options';
+import { COMPUTE_SPLITS, type ComputeSplit } from './thread-choice';
 
 /** The train command, its options, help and examples. */
 export function trainCommand(): Command {
@@ -28,8 +29,11 @@ export function trainCommand(): Command {
   .option('--log-interval <n>', 'how many batches to wait before logging training status', positiveInt, DEFAULTS.logInterval)
   .option('--limit <n>', 'use only the first N training samples (quick runs)', positiveInt)
   .option('--workers <n>', 'DataLoader worker threads (num_workers; 0 builds batches in the main thread)', nonNegativeInt, DEFAULTS.workers)
-  .option('--compute-threads <n>', 'threads computing each training step, data parallel (each takes a part of the batch; ' +
-    'default: one per CPU, at most 4, on wasm/cpu; 1 on tensorflow)', positiveInt)
+  .option('--compute-threads <n>', 'threads computing each training step (default: the fastest count in this machine\'s ' +
+    'thread sweep, npm run bench -- --threads-sweep; else one per CPU, at most 4, on wasm/cpu; 1 on tensorflow and webgpu)', positiveInt)
+  .addOption(new Option('--compute-split <how>', 'how the compute threads share a step: batch (data parallel: each thread trains a ' +
+    'copy of the model on a part of the batch) or ops (one model; each convolution and matrix product is split across the threads, ' +
+    'wasm only); default: the faster in the thread sweep, else batch').choices(COMPUTE_SPLITS))
   .addOption(new Option('--backend <name>', 'tfjs backend; auto prefers tfjs-node-gpu on a GPU, then webgpu on a hardware GPU adapter, then tfjs-node, wasm, cpu')
     .choices(BACKEND_REQUESTS).default(DEFAULTS.backend))
   .option('--out <dir>', 'run folder for config, metrics and checkpoints (default: runs/<timestamp>); never one that holds a run already')
@@ -62,6 +66,7 @@ export function trainOptionsOf(program: Command): TrainOptions & { plain: boolea
     model: o.model, data: o.data, download: o.download, epochs: o.epochs, batchSize: o.batchSize,
     testBatchSize: o.testBatchSize, lr: o.lr, gamma: o.gamma, optimizer: o.optimizer as OptimizerName,
     momentum: o.momentum, seed: o.seed, logInterval: o.logInterval, limit: o.limit, workers: o.workers, computeThreads: o.computeThreads,
+    computeSplit: o.computeSplit as ComputeSplit | undefined,
     backend: o.backend as BackendRequest, out: o.out, resume: o.resume, profile: o.profile, allowOversubscribe: o.allowOversubscribe,
     given: Object.keys(o).filter((k) => program.getOptionValueSource(k) === 'cli'),
     plain: o.plain,

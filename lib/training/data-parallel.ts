@@ -9,6 +9,9 @@
  * start (and after a resume). The loss of a part is weighted by its share of the rows,
  * so the sums are the whole batch's mean loss and gradients, as with one thread.
  *
+ * With split 'ops' there are no replicas: the threads are kernel threads of this thread's model
+ * (engine/wasm/kernel-pool.ts), started here and stopped at close.
+ *
  * Like PyTorch's DistributedDataParallel: dropout draws differ from a single-thread run
  * (each replica has its own stream), and batch norm normalises each part by its own
  * statistics; its running averages are the main thread's (sent to all at each sync).
@@ -17,18 +20,19 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { StepMemory, allocateStepMemory, splitRows } from '../engine/allreduce';
+import { kernelThreadsAvailable, setKernelThreads } from '../engine/wasm/simd-kernels';
 import type { Batch } from '../data/loader';
 import { OptimizerName, withOptimizerWeights } from './optim';
 import { UserError } from '../util/errors';
 import { PendingReplies } from '../util/pending-replies';
 import { GradientReducer, Part, trainableVariables } from './step';
 import { cpuAllotment } from '../util/machine';
-import { chooseComputeThreads } from './thread-choice';
+import { chooseComputeThreads, type ComputeSplit } from './thread-choice';
 import { absorb, isProfiling, ThreadRecord } from '../profiling/runtime';
 import type { Split } from '../data/dataset';
 import { evaluate, evaluateSums, predictLogProbs, splitPart, TestResult, testResult, TestSums } from './evaluate';
 
-export { MAX_DEFAULT_THREADS } from './thread-choice';
+export { MAX_DEFAULT_THREADS, COMPUTE_SPLITS, type ComputeSplit } from './thread-choice';
 
 export interface WireTensor { name?: string; shape: number[]; dtype: tf.DataType; data: Float32Array | Int32Array | Uint8Array }
 
@@ -71,8 +75,12 @@ export function defaultComputeThreads(backend: string, env = process.env, model?
   return chooseComputeThreads(backend, env, model, batchSize).threads;
 }
 
-/** Checks a --compute-threads value against the backend. */
-export function checkComputeThreads(threads: number, backend: string): void {
+/** Checks a --compute-threads value (and --compute-split) against the backend. */
+export function checkComputeThreads(threads: number, backend: string, split: ComputeSplit = 'batch'): void {
+  if (split === 'ops' && threads > 1 && (backend !== 'wasm' || !kernelThreadsAvailable())) {
+    throw new UserError(`--compute-split ops splits the wasm backend's kernels across threads; the ${backend} backend ` +
+      (backend === 'wasm' ? 'did not load on a shared memory here' : 'cannot') + ': use --compute-split batch');
+  }
   if (!Number.isInteger(threads) || threads < 1) throw new UserError(`--compute-threads ${threads}: expected a whole number of at least 1`);
   if (threads > 1 && backend === 'tensorflow') {
     throw new UserError(`--compute-threads ${threads}: the tensorflow backend uses all cores (or the GPU) itself; use 1 or leave it unset`);
@@ -90,6 +98,8 @@ const IMAGE_VALUES = 28 * 28;
 
 export interface DataParallelOptions {
   threads: number;
+  /** How the threads share the work (default 'batch'). */
+  split?: ComputeSplit;
   model: string;
   seed: number;
   backend: string;
@@ -98,7 +108,11 @@ export interface DataParallelOptions {
 
 /** The replicas of one training run. With 1 thread there are none and nothing is copied. */
 export class DataParallel implements GradientReducer {
+  /** Compute threads in all: replicas, or kernel threads of this one model. */
   readonly threads: number;
+  readonly split: ComputeSplit;
+  /** Models training on parts of each batch (this thread's included). */
+  private readonly replicas: number;
   private readonly workers: Worker[] = [];
   private readonly memory?: StepMemory;
   private readonly vars: tf.Variable[];
@@ -108,21 +122,26 @@ export class DataParallel implements GradientReducer {
   private readonly failed: Promise<never>;
   private rejectFailed!: (e: Error) => void;
   private closed = false;
+  /** Whether this run started the kernel threads (split 'ops'), to stop them at close. */
+  private kernelThreads = false;
 
   private constructor(model: tf.LayersModel | undefined, readonly options: DataParallelOptions) {
     this.threads = options.threads;
+    this.split = options.split ?? 'batch';
+    this.replicas = this.split === 'ops' ? 1 : this.threads;
     this.vars = model ? trainableVariables(model) : [];
     this.failed = new Promise<never>((_, reject) => { this.rejectFailed = reject; });
     this.failed.catch(() => undefined); // observed through the races; never unhandled
-    if (this.threads === 1) return;
+    checkComputeThreads(this.threads, options.backend, this.split);
+    if (this.replicas === 1) return;
     if (options.backend !== 'wasm' && options.backend !== 'cpu') {
       throw new Error(`data-parallel replicas run on wasm or cpu, not ${options.backend}`);
     }
     const parameters = this.vars.reduce((n, v) => n + v.size, 0);
-    const shared = allocateStepMemory(this.threads, parameters);
+    const shared = allocateStepMemory(this.replicas, parameters);
     this.memory = new StepMemory(shared, 0);
     const script = path.join(__dirname, 'replica-worker.js');
-    for (let r = 1; r < this.threads; r++) {
+    for (let r = 1; r < this.replicas; r++) {
       const init: ReplicaInit = {
         shared, replica: r, model: options.model, seed: options.seed,
         backend: options.backend as ReplicaInit['backend'], optimizer: options.optimizer,
@@ -145,7 +164,11 @@ export class DataParallel implements GradientReducer {
   /** Starts the replicas (each loads its backend and builds the model) and waits until they are ready. */
   static async start(model: tf.LayersModel, options: DataParallelOptions): Promise<DataParallel> {
     const dp = new DataParallel(model, options);
-    if (dp.threads > 1) {
+    if (dp.split === 'ops' && dp.threads > 1) {
+      await setKernelThreads(dp.threads);
+      dp.kernelThreads = true;
+    }
+    if (dp.replicas > 1) {
       const ready = dp.workers.map((w) => new Promise<void>((resolve) => {
         const onReady = (m: ReplicaReply) => {
           if (m.type !== 'ready') return;
@@ -190,7 +213,7 @@ export class DataParallel implements GradientReducer {
    * and seeds its dropout for the epoch. Call before each epoch.
    */
   async sync(model: tf.LayersModel, optimizer: tf.Optimizer, lr: number, seed: number, epoch: number): Promise<void> {
-    if (this.threads === 1) return;
+    if (this.replicas === 1) return;
     const weights = model.getWeights().map((t) => toWire(t));
     const wire = await withOptimizerWeights(optimizer, (state) => state.map((w) => toWire(w.tensor, w.name)));
     await Promise.all(this.workers.map((w) =>
@@ -199,10 +222,10 @@ export class DataParallel implements GradientReducer {
 
   /** Hands the other parts of the batch to the replicas; returns this thread's part. */
   scatter(batch: Batch): Part {
-    if (this.threads === 1) return { images: batch.images, labels: batch.labels, size: batch.size, weight: 1 };
+    if (this.replicas === 1) return { images: batch.images, labels: batch.labels, size: batch.size, weight: 1 };
     if (this.replies.failure) throw this.replies.failure;
     const step = ++this.step;
-    const rows = splitRows(batch.size, this.threads);
+    const rows = splitRows(batch.size, this.replicas);
     rows.slice(1).forEach(([start, size], i) => {
       const images = batch.images.slice(start * IMAGE_VALUES, (start + size) * IMAGE_VALUES);
       const labels = batch.labels.slice(start, start + size);
@@ -218,7 +241,7 @@ export class DataParallel implements GradientReducer {
    * replica's (waiting for them). Takes ownership of (disposes) the tensors given.
    */
   async allReduce(loss: tf.Scalar, grads: tf.NamedTensorMap): Promise<{ loss: tf.Scalar; grads: tf.NamedTensorMap }> {
-    if (this.threads === 1) return { loss, grads };
+    if (this.replicas === 1) return { loss, grads };
     const memory = this.memory!;
     return memory.allReduce(this.step, this.vars, loss, grads, (barrier) => memory.wait(this.step, this.failed, barrier));
   }
@@ -228,7 +251,7 @@ export class DataParallel implements GradientReducer {
    * to this thread's profiling session. Call at the end of an epoch.
    */
   async collect(): Promise<void> {
-    if (this.threads === 1 || !isProfiling()) return;
+    if (this.replicas === 1 || !isProfiling()) return;
     const replies = await Promise.all(this.workers.map((w) => this.request(w, { type: 'collect' })));
     for (const r of replies) absorb((r as Extract<ReplicaReply, { type: 'record' }>).record);
   }
@@ -275,7 +298,7 @@ export class DataParallel implements GradientReducer {
    */
   private shareOut(type: 'evaluate' | 'predict', model: tf.LayersModel, split: Split, batchSize: number) {
     const batches = Math.ceil(split.count / batchSize);
-    const parts = Math.min(this.threads, batches);
+    const parts = Math.min(this.replicas, batches);
     if (parts <= 1) return undefined;
     if (this.replies.failure) throw this.replies.failure;
     const state = model.nonTrainableWeights.map((w) => toWire(w.read()));
@@ -301,6 +324,7 @@ export class DataParallel implements GradientReducer {
     if (this.closed) return;
     this.closed = true;
     this.memory?.abort();
+    if (this.kernelThreads) await setKernelThreads(1);
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }

@@ -4,6 +4,7 @@ import type { BackendRequest } from '../engine/backend';
 import { UserError } from '../util/errors';
 import { slurmCpus } from '../util/machine';
 import type { OptimizerName } from './optim';
+import type { ComputeSplit } from './thread-choice';
 
 export interface TrainOptions {
   model: string;
@@ -27,6 +28,8 @@ export interface TrainOptions {
    * available CPU (at most 4) on wasm and cpu, 1 on tensorflow.
    */
   computeThreads?: number;
+  /** How the compute threads share a step (thread-choice.ts's ComputeSplit); default: the thread sweep's fastest, else 'batch'. */
+  computeSplit?: ComputeSplit;
   backend: BackendRequest;
   /** Output folder; default runs/<timestamp>. */
   out?: string;

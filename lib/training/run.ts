@@ -99,10 +99,11 @@ async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progr
   const model = createModel(options.model, options.seed);
   progress.line(formatSummary(summarize(model)));
   const optimizer = createOptimizer(options.optimizer, options.lr, options.momentum);
-  const choice: ThreadChoice = options.computeThreads !== undefined ? { threads: options.computeThreads, why: 'asked for' }
-    : chooseComputeThreads(backend.name, process.env, options.model, options.batchSize);
-  const threads = choice.threads;
-  checkComputeThreads(threads, backend.name);
+  const choice: ThreadChoice = options.computeThreads !== undefined
+    ? { threads: options.computeThreads, split: options.computeThreads > 1 ? options.computeSplit ?? 'batch' : 'batch', why: 'asked for' }
+    : chooseComputeThreads(backend.name, process.env, options.model, options.batchSize, options.computeSplit);
+  const { threads, split } = choice;
+  checkComputeThreads(threads, backend.name, split);
   const session = options.profile || isProfiling() ? new ProfileSession() : undefined;
   let start: Start;
   try {
@@ -111,16 +112,16 @@ async function trainIn(folder: RunFolder, options: TrainOptions, progress: Progr
     session?.close(); // recording back as it was: a notebook kernel that goes on is not left profiling
     throw err;
   }
-  folder.writeConfig(runConfig(options, folder.dir, backend, threads, data));
+  folder.writeConfig(runConfig(options, folder.dir, backend, choice, data));
   const loader = new DataLoader(data.train, {
     batchSize: options.batchSize, shuffle: true, seed: options.seed, numWorkers: options.workers, signal: stop,
   });
   progress.line(loaderLine(options.workers));
   const parallel = await DataParallel.start(model, {
-    threads, model: options.model, seed: options.seed, backend: backend.name,
+    threads, split, model: options.model, seed: options.seed, backend: backend.name,
     optimizer: { name: options.optimizer, lr: options.lr, momentum: options.momentum },
   });
-  progress.line(computeLine(threads, Math.min(options.batchSize, data.train.count), choice.why));
+  progress.line(computeLine(choice, Math.min(options.batchSize, data.train.count)));
   const onBatchLoss = (epoch: number, batch: number, loss: number) =>
     folder.appendBatch({ epoch, batch, samples: batch * options.batchSize, loss });
   const { metrics } = start;
@@ -238,7 +239,7 @@ function resumedOptions(given: TrainOptions): TrainOptions {
       `(${folder.describe()}); --epochs can be raised (e.g. --epochs ${Math.max(done, saved.epochs) + 1}), never set below the epochs done`);
   }
   return {
-    ...saved, computeThreads: config.compute_threads, backend: config.backend as TrainOptions['backend'],
+    ...saved, computeThreads: config.compute_threads, computeSplit: config.compute_split ?? 'batch', backend: config.backend as TrainOptions['backend'],
     epochs: isGiven('epochs') ? given.epochs : saved.epochs, logInterval: isGiven('logInterval') ? given.logInterval : saved.logInterval,
     allowOversubscribe, resume: folder.dir, out: folder.dir, given: undefined,
   };
@@ -328,11 +329,11 @@ function bestCheckpointAdvice(folder: RunFolder): string {
   }
 }
 
-function runConfig(options: TrainOptions, out: string, backend: BackendInfo, threads: number, data: Dataset): RunConfig {
+function runConfig(options: TrainOptions, out: string, backend: BackendInfo, compute: ThreadChoice, data: Dataset): RunConfig {
   const { given: _, ...recorded } = options;
   return {
     options: { ...recorded, out }, started_at: new Date().toISOString(), backend: backend.name, engine: backend.engine, backend_line: backend.line,
-    ...(backend.adapter ? { adapter: backend.adapter } : {}), compute_threads: threads, machine: machineInfo(), versions: tfjsVersions(),
+    ...(backend.adapter ? { adapter: backend.adapter } : {}), compute_threads: compute.threads, compute_split: compute.split, machine: machineInfo(), versions: tfjsVersions(),
     data: { name: data.name, train: data.train.count, test: data.test.count, note: data.note, fingerprint: data.fingerprint },
   };
 }
@@ -353,11 +354,15 @@ function loaderLine(workers: number): string {
 }
 
 /** The run's line about how each step is computed. */
-function computeLine(threads: number, batchSize: number, why: string): string {
+function computeLine({ threads, split, why }: ThreadChoice, batchSize: number): string {
   if (threads === 1) return `Compute: 1 thread (${why}; --compute-threads to change)`;
+  if (split === 'ops') {
+    return `Compute: ${threads} threads, split operations: each convolution and matrix product of the step is split across them ` +
+      `(${why}; --compute-threads and --compute-split to change)`;
+  }
   const sizes = splitRows(batchSize, threads).map(([, n]) => n);
   return `Compute: ${threads} threads, data parallel: each batch of ${batchSize} is split ${sizes.join(' + ')}, ` +
-    `gradients summed in shared memory (${why}; --compute-threads to change)`;
+    `gradients summed in shared memory (${why}; --compute-threads and --compute-split to change)`;
 }
 
 function stopMessage(stopped: { signal: string; epoch: number }, dir: string): string {

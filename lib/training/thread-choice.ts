@@ -26,7 +26,15 @@ const SELF_PARALLEL: Record<string, string> = {
   webgpu: 'the GPU computes; one thread drives it',
 };
 
-export interface ThreadChoice { threads: number; why: string }
+/**
+ * How compute threads share a step: `batch`, data-parallel replicas each training on a part
+ * of the batch (data-parallel.ts); `ops`, one model whose convolutions and matrix products are
+ * each split across the threads (intra-op: engine/wasm/kernel-pool.ts).
+ */
+export const COMPUTE_SPLITS = ['batch', 'ops'] as const;
+export type ComputeSplit = typeof COMPUTE_SPLITS[number];
+
+export interface ThreadChoice { threads: number; split: ComputeSplit; why: string }
 
 /** What a thread sweep answers: identical only on the same kind of machine, backend, batch size and software. */
 export interface SweepQuestion { machine: string; backend: string; batch_size: number; software: string }
@@ -34,8 +42,10 @@ export interface SweepQuestion { machine: string; backend: string; batch_size: n
 export interface SweepRecord extends SweepQuestion {
   model: string;
   measured_at: string;
-  /** samples/s per compute-thread count */
+  /** samples/s per compute-thread count, data parallel (split 'batch') */
   samples_per_s: Record<string, number>;
+  /** samples/s per compute-thread count with each operation split across the threads (split 'ops'; absent in older sweeps) */
+  ops_samples_per_s?: Record<string, number>;
 }
 
 export function sweepQuestion(backend: string, batchSize: number): SweepQuestion {
@@ -103,19 +113,37 @@ export function threadCounts(cpus: number): number[] {
 
 /** The fewest threads within MEANINGFUL_GAIN of the fastest measured count that fits the CPUs. */
 export function fastestCount(samplesPerS: Record<string, number>, cpus: number): number | undefined {
-  const counts = Object.keys(samplesPerS).map(Number).filter((t) => t >= 1 && t <= cpus && samplesPerS[t] > 0).sort((a, b) => a - b);
-  if (!counts.length) return undefined;
-  const best = Math.max(...counts.map((t) => samplesPerS[t]));
-  return counts.find((t) => samplesPerS[t] * MEANINGFUL_GAIN >= best);
+  return fastestLayout({ batch: samplesPerS }, cpus)?.threads;
 }
+
+/**
+ * Over the splits measured, the fewest threads within MEANINGFUL_GAIN of the fastest measured
+ * (count, split) that fits the CPUs; of the splits at that count, the faster.
+ */
+export function fastestLayout(bySplit: Partial<Record<ComputeSplit, Record<string, number>>>, cpus: number):
+  { threads: number; split: ComputeSplit } | undefined {
+  const candidates = COMPUTE_SPLITS.flatMap((split) => Object.entries(bySplit[split] ?? {})
+    .map(([t, speed]) => ({ threads: Number(t), split, speed }))
+    .filter((c) => c.threads >= 1 && c.threads <= cpus && c.speed > 0));
+  if (!candidates.length) return undefined;
+  const best = Math.max(...candidates.map((c) => c.speed));
+  const near = candidates.filter((c) => c.speed * MEANINGFUL_GAIN >= best);
+  const fewest = Math.min(...near.map((c) => c.threads));
+  const pick = near.filter((c) => c.threads === fewest).sort((a, b) => b.speed - a.speed)[0];
+  // One thread is one thread whichever way it would split: say 'batch' (no kernel threads started).
+  return { threads: pick.threads, split: pick.threads === 1 ? 'batch' : pick.split };
+}
+
+const SPLIT_WORDS: Record<ComputeSplit, string> = { batch: 'data parallel', ops: 'split operations' };
 
 /**
  * Compute threads for a backend and model: 1 where the backend parallelises itself; the
  * fastest count measured on this machine; else one per allotted CPU, at most
  * MAX_DEFAULT_THREADS (1 for a model whose step is too short to share out: `oneThread`).
  */
-export function chooseComputeThreads(backend: string, env: NodeJS.ProcessEnv = process.env, model?: string, batchSize = 64): ThreadChoice {
-  if (SELF_PARALLEL[backend]) return { threads: 1, why: SELF_PARALLEL[backend] };
+export function chooseComputeThreads(backend: string, env: NodeJS.ProcessEnv = process.env, model?: string, batchSize = 64,
+  split?: ComputeSplit): ThreadChoice {
+  if (SELF_PARALLEL[backend]) return { threads: 1, split: 'batch', why: SELF_PARALLEL[backend] };
   const allotment = cpuAllotment(env);
   if (model) {
     const file = threadSweepsFile(env);
@@ -123,16 +151,22 @@ export function chooseComputeThreads(backend: string, env: NodeJS.ProcessEnv = p
     // The question (package.json, the engine's hash) only where there is a sweep to hold it against.
     const question = records.length ? sweepQuestion(backend, batchSize) : undefined;
     const record = question && records.find((r) => sameQuestion(r, question));
-    const threads = record && fastestCount(record.samples_per_s, allotment.cpus);
-    if (record && threads) {
-      const speeds = Object.entries(record.samples_per_s).map(([t, s]) => `${t}: ${Math.round(s).toLocaleString('en-US')}`).join(', ');
-      return { threads, why: `the fastest for ${model} on ${allotment.cpus} CPUs (${allotment.source}) in this machine's thread sweep of ` +
-        `${record.measured_at.slice(0, 10)} (samples/s by threads: ${speeds}; ${file})` };
+    const measured: Partial<Record<ComputeSplit, Record<string, number>>> = record
+      ? { batch: record.samples_per_s, ...(record.ops_samples_per_s ? { ops: record.ops_samples_per_s } : {}) } : {};
+    if (split) for (const other of COMPUTE_SPLITS) if (other !== split) delete measured[other];
+    const layout = record && fastestLayout(measured, allotment.cpus);
+    if (record && layout) {
+      const speeds = Object.entries(measured).map(([s, bySplit]) => `${SPLIT_WORDS[s as ComputeSplit]}: ` +
+        Object.entries(bySplit).map(([t, v]) => `${t}: ${Math.round(v).toLocaleString('en-US')}`).join(', ')).join('; ');
+      return { threads: layout.threads, split: split ?? layout.split,
+        why: `the fastest for ${model} on ${allotment.cpus} CPUs (${allotment.source}) in this machine's thread sweep of ` +
+        `${record.measured_at.slice(0, 10)} (samples/s by threads, ${speeds}; ${file})` };
     }
-    if (MODELS[model]?.oneThread) return { threads: 1, why: `${model}'s step is too short to share out` };
+    if (MODELS[model]?.oneThread) return { threads: 1, split: split ?? 'batch', why: `${model}'s step is too short to share out` };
   }
   const threads = Math.max(1, Math.min(allotment.cpus, MAX_DEFAULT_THREADS));
-  return { threads, why: `one per CPU (${allotment.source}), at most ${MAX_DEFAULT_THREADS}; not measured here (npm run bench -- --threads-sweep)` };
+  return { threads, split: split ?? 'batch',
+    why: `one per CPU (${allotment.source}), at most ${MAX_DEFAULT_THREADS}; not measured here (npm run bench -- --threads-sweep)` };
 }
 
 /**
@@ -140,12 +174,13 @@ export function chooseComputeThreads(backend: string, env: NodeJS.ProcessEnv = p
  * no more than the CPUs the largest run's loader workers leave (compute threads + workers within
  * the allotment), and the same for every run so that they differ in their workers alone.
  */
-export function studyComputeThreads(backend: string, env: NodeJS.ProcessEnv, model: string, workers: number[], batchSize = 64): ThreadChoice {
-  const own = chooseComputeThreads(backend, env, model, batchSize);
+export function studyComputeThreads(backend: string, env: NodeJS.ProcessEnv, model: string, workers: number[], batchSize = 64,
+  split?: ComputeSplit): ThreadChoice {
+  const own = chooseComputeThreads(backend, env, model, batchSize, split);
   const most = Math.max(0, ...workers);
   const allotment = cpuAllotment(env);
   const left = Math.max(1, allotment.cpus - most);
-  if (own.threads <= left) return { threads: own.threads, why: `${own.why}; with ${most} loader worker${most === 1 ? '' : 's'} at most, ${own.threads + most} of ${allotment.cpus} CPUs` };
-  return { threads: left, why: `${allotment.cpus} CPUs (${allotment.source}) less the ${most} loader workers of the largest run` +
+  if (own.threads <= left) return { threads: own.threads, split: own.split, why: `${own.why}; with ${most} loader worker${most === 1 ? '' : 's'} at most, ${own.threads + most} of ${allotment.cpus} CPUs` };
+  return { threads: left, split: left === 1 ? 'batch' : own.split, why: `${allotment.cpus} CPUs (${allotment.source}) less the ${most} loader workers of the largest run` +
     (left === 1 && allotment.cpus - most < 1 ? ', at least 1: the workers already outnumber the CPUs' : '') };
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { chooseComputeThreads, fastestCount, readThreadSweeps, recordThreadSweep, studyComputeThreads, sweepQuestion, threadCounts, threadSweepsFile } from '../../lib/training/thread-choice';
+import { chooseComputeThreads, type ComputeSplit, fastestCount, fastestLayout, readThreadSweeps, recordThreadSweep, studyComputeThreads, sweepQuestion, threadCounts, threadSweepsFile } from '../../lib/training/thread-choice';
 import { cpuAllotment } from '../../lib/util/machine';
 import { runCli, tmpDir } from '../helpers';
 
@@ -32,6 +32,9 @@ describe('compute threads by default', () => {
     assert.equal(fastestCount({ 1: 250, 4: 568, 8: 362, 16: 244 }, 16), 4, 'more threads that are slower are not taken');
     assert.equal(fastestCount({ 1: 250, 4: 568, 8: 900 }, 4), 4, 'only counts within the allotment');
     assert.equal(fastestCount({}, 4), undefined);
+    assert.deepEqual(fastestLayout({ batch: { 1: 250, 8: 362, 16: 244 }, ops: { 8: 2000, 16: 2050 } }, 16), { threads: 8, split: 'ops' });
+    assert.deepEqual(fastestLayout({ batch: { 1: 1000, 2: 1500 }, ops: { 2: 1480 } }, 2), { threads: 2, split: 'batch' }, 'at the same count, the faster split');
+    assert.deepEqual(fastestLayout({ batch: { 1: 1000 }, ops: { 2: 1010 } }, 2), { threads: 1, split: 'batch' });
   });
 
   it('follows this machine\'s recorded sweep for the same question, and the rule otherwise, saying which', () => {
@@ -45,7 +48,7 @@ describe('compute threads by default', () => {
     recordThreadSweep(file, { ...sweepQuestion('wasm', 64), model: 'gap-8k', measured_at: '2026-12-05T12:00:00.000Z', samples_per_s: { 1: 1542, 2: 1298 } });
     const measured = chooseComputeThreads('wasm', env, 'gap-8k');
     assert.equal(measured.threads, 1);
-    assert.match(measured.why, /the fastest for gap-8k on 2 CPUs .* thread sweep of 2026-12-05 \(samples\/s by threads: 1: 1,542, 2: 1,298/);
+    assert.match(measured.why, /the fastest for gap-8k on 2 CPUs .* thread sweep of 2026-12-05 \(samples\/s by threads, data parallel: 1: 1,542, 2: 1,298/);
     assert.equal(chooseComputeThreads('wasm', env, 'gap-8k', 128).threads, 2, 'another batch size is another question');
     assert.equal(chooseComputeThreads('cpu', env, 'gap-8k').threads, 2, 'another backend too');
     assert.equal(chooseComputeThreads('webgpu', env, 'gap-8k').threads, 1);
@@ -54,6 +57,15 @@ describe('compute threads by default', () => {
     recordThreadSweep(file, { ...sweepQuestion('wasm', 64), model: 'gap-8k', measured_at: '2026-12-05T12:02:00.000Z', samples_per_s: { 1: 1000, 2: 1500 } });
     assert.deepEqual(readThreadSweeps(file).map((r) => r.model).sort(), ['gap-8k', 'net']);
     assert.equal(chooseComputeThreads('wasm', env, 'gap-8k').threads, 2);
+    // A sweep that measured split operations too: the faster split at the fewest threads near the best.
+    recordThreadSweep(file, { ...sweepQuestion('wasm', 64), model: 'gap-8k', measured_at: '2026-12-05T12:03:00.000Z',
+      samples_per_s: { 1: 1000, 2: 1500 }, ops_samples_per_s: { 2: 1700 } });
+    const ops = chooseComputeThreads('wasm', env, 'gap-8k');
+    assert.deepEqual([ops.threads, ops.split], [2, 'ops']);
+    assert.match(ops.why, /data parallel: 1: 1,000, 2: 1,500; split operations: 2: 1,700/);
+    const asked = chooseComputeThreads('wasm', env, 'gap-8k', 64, 'batch');
+    assert.deepEqual([asked.threads, asked.split], [2, 'batch'], 'a split asked for: the fastest count of that split');
+    assert.equal(chooseComputeThreads('wasm', env, 'net').split, 'batch', 'a sweep without split operations: data parallel');
     fs.writeFileSync(file, '{ damaged');
     assert.equal(chooseComputeThreads('wasm', env, 'gap-8k').threads, 2, 'a damaged cache is no measurement');
   });
@@ -77,15 +89,19 @@ describe('bench --threads-sweep (small steps: the code path, not the speed)', ()
     const r = runCli('bench', ['--model', 'cnn-small', '--threads-sweep', '--batch-size', '8', '--steps', '1', '--warmup-seconds', '0', '--backend', 'wasm', '--json'], env);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /compute threads 1, 2 \(Slurm's --cpus-per-task 2\)/);
-    const json = JSON.parse(r.stdout.trim().split('\n').pop()!) as { thread_counts: number[]; threads_sweep: Record<string, { samples_per_s: Record<string, number>; chosen: number }> };
+    const json = JSON.parse(r.stdout.trim().split('\n').pop()!) as { thread_counts: number[];
+      threads_sweep: Record<string, { samples_per_s: Record<string, number>; ops_samples_per_s?: Record<string, number>; chosen: number; chosen_split: ComputeSplit }> };
     assert.deepEqual(json.thread_counts, [1, 2]);
     const sweep = json.threads_sweep['cnn-small'];
     assert.ok(sweep.samples_per_s['1'] > 0 && sweep.samples_per_s['2'] > 0);
-    assert.equal(sweep.chosen, fastestCount(sweep.samples_per_s, 2));
+    assert.ok(sweep.ops_samples_per_s!['2'] > 0, 'split operations measured too');
+    assert.deepEqual({ threads: sweep.chosen, split: sweep.chosen_split },
+      fastestLayout({ batch: sweep.samples_per_s, ops: sweep.ops_samples_per_s }, 2));
     const [record] = readThreadSweeps(path.join(cache, 'thread-sweeps.json'));
     assert.equal(record.model, 'cnn-small');
     assert.equal(record.batch_size, 8);
     assert.deepEqual(record.samples_per_s, sweep.samples_per_s);
+    assert.deepEqual(record.ops_samples_per_s, sweep.ops_samples_per_s);
     const refused = runCli('bench', ['--threads-sweep', '--compute-threads', '2'], env);
     assert.equal(refused.status, 2);
     assert.match(refused.stderr, /--threads-sweep measures every thread count: leave --compute-threads out/);
