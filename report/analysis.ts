@@ -267,11 +267,13 @@ export function analyse(data: SweepData): Analysis {
     (Number.isFinite(efficiency) ? `, a parallel efficiency of ${pct(efficiency)} for ${highW / lowW}× the workers.` : '.'));
 
   const threads = (n: number) => `${n} compute thread${n === 1 ? '' : 's'}`;
+  const splitWords = data.config.computeSplit === 'ops' ? 'split operations: each convolution and matrix product was split across them'
+    : 'data parallel: each took a part of every batch';
   // How the cores were shared: compute threads beside the loader workers of the larger run.
   const shared = cpus ? ` With ${highW} loader worker${highW === 1 ? '' : 's'} that is ${high.computeThreads + highW} threads on ${cores}` +
     (high.computeThreads + highW <= cpus ? ', each with a core of its own.' : `: ${high.computeThreads + highW - cpus} more than the cores, so threads took turns.`) : '';
   s.push(low.computeThreads === high.computeThreads
-    ? `Both runs computed each step on ${threads(low.computeThreads)}${low.computeThreads > 1 ? ' (data parallel: each took a part of every batch)' : ''}, ` +
+    ? `Both runs computed each step on ${threads(low.computeThreads)}${low.computeThreads > 1 ? ` (${splitWords})` : ''}, ` +
       `so the comparison isolates the data loader.${shared}`
     : `The runs computed each step on ${threads(low.computeThreads)} (${lowW} worker${lowW === 1 ? '' : 's'}) and ${threads(high.computeThreads)} ` +
       `(${highW} workers), one per CPU they were given: part of the difference in epoch time is computation, not data loading.`);

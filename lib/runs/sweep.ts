@@ -352,7 +352,9 @@ export interface SweepData {
   /** How the runs' conditions differ; [] when they compare like for like. */
   differences: string[];
   /** From the runs' config.json. */
-  config: { backend: string; engine: string; backendLine?: string; data: string; note: string; train: number; test: number; epochs: number; batchSize: number; model: string };
+  config: { backend: string; engine: string; backendLine?: string; data: string; note: string; train: number; test: number; epochs: number; batchSize: number; model: string;
+    /** How the compute threads shared a step (runs from before the choice: 'batch'). */
+    computeSplit?: 'batch' | 'ops' };
   texts: Record<number, string>;
   /** Recorded before profile lines carried tags: only the wait for data is known (from the loop waits). */
   untagged?: boolean;
@@ -405,7 +407,7 @@ export function readSweep(dir: string): SweepData {
     const c = run.readConfig();
     data.config ??= {
       backend: c.backend, engine: c.engine, backendLine: c.backend_line, data: c.data.name, note: c.data.note, train: c.data.train, test: c.data.test,
-      epochs: c.options.epochs, batchSize: c.options.batchSize, model: c.options.model,
+      epochs: c.options.epochs, batchSize: c.options.batchSize, model: c.options.model, computeSplit: c.compute_split ?? 'batch',
     };
   }
   // One study: the runs' settings other than the worker count are the same (the conditions they ran under are compared below).

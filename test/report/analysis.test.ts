@@ -95,6 +95,16 @@ describe('profiling analysis is computed from the numbers', () => {
     assert.doesNotMatch(text, /on the CPU backend/);
   });
 
+  it('says how the compute threads shared each step: data parallel or split operations', () => {
+    const data = sweep({ 1: { epoch: 40, header: 0.1, backward: 25, forward: 10, step: 4 }, 8: { epoch: 40, header: 0.5, backward: 25, forward: 10, step: 4 } }, 16);
+    for (const e of data.epochs) e.compute_threads = 2;
+    assert.match(analyse(data).sentences.join('\n'), /Both runs computed each step on 2 compute threads \(data parallel: each took a part of every batch\)/);
+    data.config.computeSplit = 'ops';
+    const text = analyse(data).sentences.join('\n');
+    assert.match(text, /Both runs computed each step on 2 compute threads \(split operations: each convolution and matrix product was split across them\)/);
+    assert.doesNotMatch(text, /data parallel/);
+  });
+
   it('says when the difference is within noise', () => {
     const a = analyse(sweep({ 1: { epoch: 50, header: 1, backward: 30, forward: 12, step: 6 }, 8: { epoch: 50.5, header: 1.02, backward: 30, forward: 12, step: 6 } }, 8));
     assert.match(a.sentences.join('\n'), /barely changed.*\n.*already ready[\s\S]*no faster: a speedup of 0\.99×, within noise/);
