@@ -125,7 +125,7 @@ const PEER_ROUNDS = 3;
  */
 async function benchAllModels(batchSize: number, steps: number, threads: number, backend: string, log: (s: string) => void, json: boolean,
   peer: boolean): Promise<void> {
-  const rows: Record<string, { parameters: number; default_compute_threads: number; train_samples_per_s_1_thread: number; train_samples_per_s: number;
+  const rows: Record<string, { parameters: number; default_compute_threads: number; default_compute_split: ComputeSplit; train_samples_per_s_1_thread: number; train_samples_per_s: number;
     infer_samples_per_s: number; top_kernels_ms: Record<string, number>; kernel_calls_per_step: number; dispatches_per_step: number | null; pytorch_train_samples_per_s?: number; ratio_to_pytorch?: number;
     train_samples_per_s_default_rounds?: number[]; pytorch_train_samples_per_s_rounds?: number[] }> = {};
   const python = peer ? findPeerPython() : undefined;
@@ -149,7 +149,7 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
     const top = one.kernels.slice(0, 3);
     const usualChoice = chooseComputeThreads(backend, process.env, name, batchSize);
     const usual = usualChoice.threads;
-    rows[name] = { parameters, default_compute_threads: usual, train_samples_per_s_1_thread: one.train_samples_per_s, train_samples_per_s: many.train_samples_per_s,
+    rows[name] = { parameters, default_compute_threads: usual, default_compute_split: usualChoice.split, train_samples_per_s_1_thread: one.train_samples_per_s, train_samples_per_s: many.train_samples_per_s,
       infer_samples_per_s: one.infer_samples_per_s, top_kernels_ms: Object.fromEntries(one.kernels.slice(0, 5).map((k) => [k.kernel, Number(k.ms.toFixed(2))])),
       kernel_calls_per_step: kernelCalls(one.kernels), dispatches_per_step: one.dispatches_per_step ?? null };
     let peerColumns = '';
@@ -171,9 +171,9 @@ async function benchAllModels(batchSize: number, steps: number, threads: number,
     }
     log(`${name.padEnd(16)}${parameters.toLocaleString('en-US').padStart(10)}${one.train_samples_per_s.toFixed(0).padStart(13)}` +
       `${many.train_samples_per_s.toFixed(0).padStart(13)}${(many.train_samples_per_s / one.train_samples_per_s).toFixed(2).padStart(7)}${peerColumns}` +
-      `${String(usual).padStart(8)}${one.infer_samples_per_s.toFixed(0).padStart(10)}  ${top.map((k) => `${k.kernel} ${k.ms.toFixed(1)}`).join(', ')}`);
+      `${`${usual}${usual > 1 && usualChoice.split === 'ops' ? ' ops' : ''}`.padStart(8)}${one.infer_samples_per_s.toFixed(0).padStart(10)}  ${top.map((k) => `${k.kernel} ${k.ms.toFixed(1)}`).join(', ')}`);
   }
-  log('\n(samples/s; ratio: N threads over 1; default: the compute threads npm run train picks for the model here' +
+  log('\n(samples/s; train N thr: data parallel; ratio: N threads over 1; default: the compute threads npm run train picks for the model here, \'ops\' where they split operations' +
     `${peerInfo ? `; ours dflt, torch, ours/: ours at the default threads, PyTorch ${peerInfo.torch} (${peerInfo.blas}, ${peerInfo.threads} threads, ` +
       `${peerInfo.python}) and their ratio, medians of ${PEER_ROUNDS} alternating runs` : ''})`);
   if (json) log(JSON.stringify({ backend, batch_size: batchSize, warmup_seconds: warmupSeconds(), compute_threads: threads, cpus: os.availableParallelism(), peer: peerInfo ?? null, models: rows }));
