@@ -26,7 +26,6 @@ import { LoopWaits, RUN_FILES, RunConfig, RunFolder, studyDifferences } from './
 import { autoBackendName } from '../engine/backend';
 import { fingerprintOf } from '../data/dataset';
 import { parseTrainArgs } from '../training/cli';
-import { defaultComputeThreads } from '../training/data-parallel';
 import { chooseComputeThreads, studyComputeThreads } from '../training/thread-choice';
 import { foreignEntries, someNames } from '../util/path-checks';
 
@@ -123,11 +122,12 @@ const SWEEP_FILE = /^(runs|epochs\.csv|lines\.csv|threads\.csv|lines-by-workers\
 async function requestedStudy(trainArgs: string[]): Promise<RunConfig> {
   const asked = parseTrainArgs(trainArgs);
   const backend = asked.backend === 'auto' ? await autoBackendName() : asked.backend;
+  // The default threads and split are one choice (the thread sweep read once); threads asked for without a split are data parallel.
+  const choice = asked.computeThreads === undefined ? chooseComputeThreads(backend, process.env, asked.model) : undefined;
   return {
     options: asked, backend: asked.backend, engine: '', backend_line: '', machine: undefined!, versions: {},
-    compute_threads: asked.computeThreads ?? defaultComputeThreads(backend, process.env, asked.model),
-    compute_split: asked.computeSplit ?? (asked.computeThreads === undefined
-      ? chooseComputeThreads(backend, process.env, asked.model, asked.batchSize).split : 'batch'),
+    compute_threads: asked.computeThreads ?? choice!.threads,
+    compute_split: asked.computeSplit ?? choice?.split ?? 'batch',
     data: { name: asked.download ? 'download' : asked.data, train: 0, test: 0, note: '', fingerprint: fingerprintOf(asked) },
   };
 }

@@ -111,11 +111,6 @@ export function threadCounts(cpus: number): number[] {
   return [...counts, cpus];
 }
 
-/** The fewest threads within MEANINGFUL_GAIN of the fastest measured count that fits the CPUs. */
-export function fastestCount(samplesPerS: Record<string, number>, cpus: number): number | undefined {
-  return fastestLayout({ batch: samplesPerS }, cpus)?.threads;
-}
-
 /**
  * Over the splits measured, the fewest threads within MEANINGFUL_GAIN of the fastest measured
  * (count, split) that fits the CPUs; of the splits at that count, the faster.

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { chooseComputeThreads, type ComputeSplit, fastestCount, fastestLayout, readThreadSweeps, recordThreadSweep, studyComputeThreads, sweepQuestion, threadCounts, threadSweepsFile } from '../../lib/training/thread-choice';
+import { chooseComputeThreads, type ComputeSplit, fastestLayout, readThreadSweeps, recordThreadSweep, studyComputeThreads, sweepQuestion, threadCounts, threadSweepsFile } from '../../lib/training/thread-choice';
 import { cpuAllotment } from '../../lib/util/machine';
 import { runCli, tmpDir } from '../helpers';
 
@@ -26,12 +26,12 @@ describe('compute threads by default', () => {
     assert.deepEqual(threadCounts(2), [1, 2]);
     assert.deepEqual(threadCounts(6), [1, 2, 4, 6]);
     assert.deepEqual(threadCounts(16), [1, 2, 4, 8, 16]);
-    assert.equal(fastestCount({ 1: 3294, 2: 2512 }, 2), 1, 'slower on 2: stays on 1');
-    assert.equal(fastestCount({ 1: 400, 2: 640 }, 2), 2);
-    assert.equal(fastestCount({ 1: 1000, 2: 1020 }, 2), 1, '2% is noise');
-    assert.equal(fastestCount({ 1: 250, 4: 568, 8: 362, 16: 244 }, 16), 4, 'more threads that are slower are not taken');
-    assert.equal(fastestCount({ 1: 250, 4: 568, 8: 900 }, 4), 4, 'only counts within the allotment');
-    assert.equal(fastestCount({}, 4), undefined);
+    assert.equal(fastestLayout({ batch: { 1: 3294, 2: 2512 } }, 2)?.threads, 1, 'slower on 2: stays on 1');
+    assert.equal(fastestLayout({ batch: { 1: 400, 2: 640 } }, 2)?.threads, 2);
+    assert.equal(fastestLayout({ batch: { 1: 1000, 2: 1020 } }, 2)?.threads, 1, '2% is noise');
+    assert.equal(fastestLayout({ batch: { 1: 250, 4: 568, 8: 362, 16: 244 } }, 16)?.threads, 4, 'more threads that are slower are not taken');
+    assert.equal(fastestLayout({ batch: { 1: 250, 4: 568, 8: 900 } }, 4)?.threads, 4, 'only counts within the allotment');
+    assert.equal(fastestLayout({ batch: {} }, 4)?.threads, undefined);
     assert.deepEqual(fastestLayout({ batch: { 1: 250, 8: 362, 16: 244 }, ops: { 8: 2000, 16: 2050 } }, 16), { threads: 8, split: 'ops' });
     assert.deepEqual(fastestLayout({ batch: { 1: 1000, 2: 1500 }, ops: { 2: 1480 } }, 2), { threads: 2, split: 'batch' }, 'at the same count, the faster split');
     assert.deepEqual(fastestLayout({ batch: { 1: 1000 }, ops: { 2: 1010 } }, 2), { threads: 1, split: 'batch' });

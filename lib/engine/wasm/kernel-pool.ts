@@ -53,7 +53,7 @@ export class KernelPool {
    * start fails this). `runHere` runs a kernel on the calling thread: the same exports.
    */
   static async start(threads: number, memory: WebAssembly.Memory, module: WebAssembly.Module,
-    runHere: (kernel: PoolKernel, args: Int32Array) => void): Promise<KernelPool> {
+    runHere: (kernel: PoolKernel, args: number[]) => void): Promise<KernelPool> {
     const pool = new KernelPool(threads, memory, module, runHere);
     try {
       await Promise.all(pool.helpers.map((w, i) => new Promise<void>((resolve, reject) => {
@@ -69,7 +69,7 @@ export class KernelPool {
   }
 
   private constructor(readonly threads: number, memory: WebAssembly.Memory, module: WebAssembly.Module,
-    private readonly runHere: (kernel: PoolKernel, args: Int32Array) => void) {
+    private readonly runHere: (kernel: PoolKernel, args: number[]) => void) {
     if (!(memory.buffer instanceof SharedArrayBuffer)) throw new Error('kernel threads need the wasm backend on a shared memory');
     const control = new SharedArrayBuffer(4 * (ARGS + ARGS_PER_THREAD * threads));
     const message = new SharedArrayBuffer(MESSAGE_BYTES);
@@ -100,10 +100,9 @@ export class KernelPool {
     Atomics.store(c, FAILED, 0);
     Atomics.add(c, GENERATION, 1);
     Atomics.notify(c, GENERATION);
-    const own = Int32Array.from(rows[0]);
     let failure: unknown;
     try {
-      this.runHere(kernel, own);
+      this.runHere(kernel, rows[0]);
     } catch (err) {
       failure = err; // still wait for the helpers: they are writing into the same tensors
     }
