@@ -6,7 +6,7 @@
  * webgpu's own by installBackwardKernels(); every other case still runs tfjs's kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import { KernelArgs, uniformParams, WgslKernel, webgpuBackend, workgroupTotal, workgroupsFor } from './dispatch';
+import { KernelArgs, KernelFunc, replaceWebgpuKernel, uniformParams, WgslKernel, webgpuBackend, workgroupTotal, workgroupsFor } from './dispatch';
 
 const WORKGROUP = 256;
 
@@ -80,8 +80,6 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   dx[i] = select(0.0, dy[((b * p.outH + r) * p.outW + q) * p.c + ch], best == i);
 }`);
 
-type KernelFunc = (a: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
-
 const RELU_GRAD = 'ReluGrad';
 
 function reluGradKernel({ inputs: { dy, x }, backend }: KernelArgs): tf.TensorInfo {
@@ -128,13 +126,6 @@ function maxPoolGradKernel(tfjsMaxPoolGrad: KernelFunc): KernelFunc {
       info.outHeight, info.outWidth, info.filterHeight, info.filterWidth, info.padInfo.top, info.padInfo.left, groups[0] * WORKGROUP]), groups);
     return dx;
   };
-}
-
-/** Puts `kernelFunc` in place of tfjs-backend-webgpu's kernel of that name, given tfjs's own. */
-function replaceWebgpuKernel(name: string, make: (tfjs: KernelFunc) => KernelFunc): void {
-  const tfjs = tf.getKernel(name, 'webgpu')!.kernelFunc as unknown as KernelFunc;
-  tf.unregisterKernel(name, 'webgpu'); // re-registering would warn on every start
-  tf.registerKernel({ kernelName: name, backendName: 'webgpu', kernelFunc: make(tfjs) as unknown as tf.KernelFunc });
 }
 
 let installed = false;

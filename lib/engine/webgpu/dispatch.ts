@@ -80,6 +80,16 @@ export function dispatchCount(): number {
 /** What tfjs hands a kernel function. */
 export type KernelArgs = { inputs: Record<string, tf.TensorInfo>; attrs: tf.NamedAttrMap; backend: tf.KernelBackend };
 
+/** A kernel function as tfjs calls it. */
+export type KernelFunc = (a: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
+
+/** Puts `make(tfjs's own)` in place of tfjs-backend-webgpu's kernel of that name. */
+export function replaceWebgpuKernel(name: string, make: (tfjs: KernelFunc) => KernelFunc): void {
+  const tfjs = tf.getKernel(name, 'webgpu')!.kernelFunc as unknown as KernelFunc;
+  tf.unregisterKernel(name, 'webgpu'); // re-registering would warn on every start
+  tf.registerKernel({ kernelName: name, backendName: 'webgpu', kernelFunc: make(tfjs) as unknown as tf.KernelFunc });
+}
+
 /** A kernel's uniform parameters, in the order its WGSL struct declares them: u32s, f32s, then u32s. */
 export function uniformParams(u32s: number[], f32s: number[] = [], after: number[] = []): ArrayBuffer {
   const buffer = new ArrayBuffer(4 * (u32s.length + f32s.length + after.length));
