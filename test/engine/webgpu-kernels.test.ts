@@ -185,6 +185,35 @@ describe('own WebGPU kernels against the cpu backend', { skip }, () => {
     });
   }
 
+  // A convolution's filter gradient without a bias (tfjs's Conv2DBackpropFilter, replaced): the
+  // zoo's layers, strides and padding, more output channels and filter positions than one tile,
+  // a filter as large as its input, a batch long enough for many slices, and one too short to
+  // split (its single slice written straight into the result: one dispatch, else two).
+  for (const [input, filter, stride, pad] of [
+    [[4, 28, 28, 1], [5, 5, 1, 32], 1, 'same'], [[2, 14, 14, 32], [5, 5, 32, 64], 1, 'same'], [[3, 26, 26, 8], [3, 3, 8, 16], 1, 'valid'],
+    [[3, 13, 13, 6], [3, 3, 6, 10], 2, 'valid'], [[2, 9, 9, 5], [3, 3, 5, 7], 2, 'same'], [[2, 7, 7, 3], [7, 7, 3, 5], 1, 'valid'],
+    [[2, 5, 5, 70], [1, 1, 70, 130], 1, 'valid'], [[1, 4, 4, 2], [3, 3, 2, 3], 1, 'same'],
+  ] as [number[], number[], number, 'same' | 'valid'][]) {
+    it(`filter gradient of [${input}] * [${filter}] stride ${stride} ${pad}, tiled`, async () => {
+      let counted = 0;
+      let rows = 0; // the reduction's length: every output position of the batch
+      const [gpu, cpu] = await onBoth([random(input, 21), random(filter, 22)], (x, w) => {
+        const conv = (v: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, v as tf.Tensor4D, stride, pad);
+        const dy = tf.tidy(() => tf.randomUniform(conv(w).shape, -1, 1, 'float32', 23));
+        rows = dy.size / filter[3];
+        const before = dispatchCount();
+        const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
+          { strides: stride, pad, dataFormat: 'NHWC', filterShape: filter } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        if (tf.getBackend() === 'webgpu') counted = dispatchCount() - before;
+        const viaGrad = tf.grad(conv)(w, dy); // as backprop calls it
+        return [dw, viaGrad];
+      });
+      assert.equal(counted, rows <= 128 ? 1 : 2, 'dispatches: the tiles, then their sum unless one slice');
+      assertClose(gpu[0], cpu[0], 'filter gradient', 1e-5, 1e-5);
+      assertClose(gpu[1], cpu[1], 'filter gradient through tf.grad', 1e-5, 1e-5);
+    });
+  }
+
   // Batch norm in training on the zoo's activations, and on values whose mean is large against
   // their spread (the statistics are sums of x − x₀, as on wasm and cpu): value, statistics and
   // the three gradients, two dispatches each way.

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { isInstalled } from '../../util/packages';
 import { webgpuBackend } from './dispatch';
 import { installBackwardKernels } from './backward-kernels';
+import { installFilterGradientKernels } from './conv-filter-grad';
 import './batch-norm-kernels'; // engine/batch-norm.ts's kernels for webgpu
 
 /** The adapter Dawn offers, as GPUAdapterInfo describes it. */
@@ -118,6 +119,7 @@ export async function useWebgpu(setBackend: (name: string) => Promise<boolean>):
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('@tensorflow/tfjs-backend-webgpu'); // registers 'webgpu' now that navigator.gpu exists
   installBackwardKernels(); // over tfjs's own, so after them
+  installFilterGradientKernels();
   if (!(await setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") returned false');
   webgpuBackend(tf.findBackend('webgpu')!); // its dispatches counted from the start (bench reports them per step)
 }

@@ -2,9 +2,11 @@
  * A convolution with its bias on webgpu: tfjs-webgpu's fused convolution adds the bias as it
  * writes the output (one dispatch; conv2d then add is two). Its gradient is registered here
  * rather than taken from tf.fused.conv2d, whose gradient computes the input's gradient even
- * for the first layer (whose input is the data): this one computes only what backprop asks for.
+ * for the first layer (whose input is the data): this one computes the input's gradient only
+ * when backprop asks for it, and the filter's and the bias's in one tiled kernel.
  */
 import * as tf from '@tensorflow/tfjs';
+import { CONV2D_BACKPROP_FILTER_BIAS } from './conv-filter-grad';
 
 export const CONV2D_BIAS = 'Conv2dBias';
 
@@ -29,10 +31,15 @@ tf.registerGradient({
     const common = { strides, pad, dataFormat: 'NHWC' };
     const run = (name: string, inputs: tf.NamedTensorMap, more: object) =>
       tf.engine().runKernel(name, inputs, { ...common, ...more } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    // The filter's and the bias's gradients come out of one kernel (conv-filter-grad.ts), made
+    // here rather than in either closure: the tape runs each closure in a tidy of its own,
+    // which would dispose the other's tensor. Made here, the backward pass's scope owns both.
+    const [dFilter, dBias] = tf.engine().runKernel(CONV2D_BACKPROP_FILTER_BIAS, { x, dy: dy as tf.Tensor },
+      { ...common, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor[];
     return {
       x: () => run('Conv2DBackpropInput', { dy: dy as tf.Tensor, filter }, { inputShape: x.shape }),
-      filter: () => run('Conv2DBackpropFilter', { x, dy: dy as tf.Tensor }, { filterShape: filter.shape }),
-      bias: () => tf.sum(dy as tf.Tensor, [0, 1, 2]),
+      filter: () => dFilter,
+      bias: () => dBias,
     };
   },
 });
