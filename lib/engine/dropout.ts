@@ -5,9 +5,11 @@
  * small seeded generator (mulberry32) writes the scaled mask straight into the backend's
  * memory (the `DropoutMask` kernel: four draws at a time with SIMD on wasm, the same stream
  * one at a time on cpu), and dropout is one Multiply by it, whose gradient
- * is one Multiply too. The same seed gives the same mask on every backend.
+ * is one Multiply too; on webgpu, one dispatch draws and applies it (webgpu/dropout-kernel.ts).
+ * The same seed gives the same mask on every backend.
  */
 import * as tf from '@tensorflow/tfjs';
+import { seededDropoutOnWebgpu } from './webgpu/dropout-kernel';
 import { dropoutMaskOnWasm, WasmBackend } from './wasm/simd-kernels';
 
 export const DROPOUT_MASK_KERNEL = 'DropoutMask';
@@ -69,5 +71,6 @@ export function dropoutMask(shape: number[], rate: number, seed: number): tf.Ten
 
 /** x with each value zeroed with probability `rate` and the rest scaled by 1/(1−rate). */
 export function seededDropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
+  if (tf.getBackend() === 'webgpu' && x.dtype === 'float32') return seededDropoutOnWebgpu(x, rate, seed); // the mask drawn on the GPU
   return tf.tidy(() => tf.mul(x, dropoutMask(x.shape, rate, seed)));
 }

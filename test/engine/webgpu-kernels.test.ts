@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../lib/engine/backend';
 import { dispatchCount } from '../../lib/engine/webgpu/dispatch';
 import { batchNormTraining } from '../../lib/engine/batch-norm';
+import { seededDropout } from '../../lib/engine/dropout';
 import { conv2dBiasOnWebgpu } from '../../lib/engine/webgpu/conv-kernels';
 import { logSoftmaxOnWebgpu } from '../../lib/engine/webgpu/loss-kernels';
 import { nllLoss } from '../../lib/training/loss';
@@ -211,6 +212,28 @@ describe('own WebGPU kernels against the cpu backend', { skip }, () => {
       assert.equal(counted, rows <= 128 ? 1 : 2, 'dispatches: the tiles, then their sum unless one slice');
       assertClose(gpu[0], cpu[0], 'filter gradient', 1e-5, 1e-5);
       assertClose(gpu[1], cpu[1], 'filter gradient through tf.grad', 1e-5, 1e-5);
+    });
+  }
+
+  // Dropout with its mask drawn on the GPU: the zoo's dropout shapes and rates (and sizes that
+  // leave a part-filled workgroup), value for value the cpu backend's mask, one dispatch each way.
+  for (const [shape, rate] of [[[64, 1024], 0.5], [[4, 12, 12, 64], 0.25], [[3, 10], 0.1], [[1000003], 0.5]] as [number[], number][]) {
+    it(`seeded dropout of [${shape}] at rate ${rate}: the cpu backend's mask, value and gradient`, async () => {
+      const counted: number[] = [];
+      const [gpu, cpu] = await onBoth([random(shape, 24), random(shape, 25)], (x, dy) => {
+        let before = dispatchCount();
+        const y = seededDropout(x, rate, 123456789);
+        if (tf.getBackend() === 'webgpu') counted.push(dispatchCount() - before);
+        before = dispatchCount();
+        const dx = tf.grad((t: tf.Tensor) => seededDropout(t, rate, 123456789))(x, dy);
+        if (tf.getBackend() === 'webgpu') counted.push(dispatchCount() - before);
+        return [y, dx];
+      });
+      assert.deepEqual(counted, [1, 2], 'dispatches: forward; forward and backward');
+      const dropped = gpu[0].filter((v) => v === 0).length / gpu[0].length;
+      if (gpu[0].length >= 1000) assert.ok(Math.abs(dropped - rate) < 0.05, `share dropped: ${dropped}`);
+      assertClose(gpu[0], cpu[0], 'output', 0, 0);
+      assertClose(gpu[1], cpu[1], 'gradient', 0, 0);
     });
   }
 
