@@ -36,6 +36,8 @@ runMain(async () => {
       'right after ours, and give the ratio; needs a Python that imports torch (measuring only)', false)
     .option('--threads-sweep', 'training samples/s of the model (or all) at 1, 2, 4, ... compute threads up to the CPUs this process may use ' +
       '(with --peer, PyTorch on each count beside it); recorded for this machine: npm run train then defaults to the fastest count', false)
+    .option('--sweep-rounds <n>', 'with --threads-sweep: times each cell is measured, the cells taken in turn each round; the median counts ' +
+      '(a single run on a busy host can set a slow default)', positiveInt, 3)
     .parse();
   const o = program.opts();
   setWarmupSeconds(o.warmupSeconds as number);
@@ -45,9 +47,10 @@ runMain(async () => {
   log(`CPU: ${os.cpus()[0]?.model ?? 'unknown'} x ${os.availableParallelism()}`);
   if (o.threadsSweep) {
     if (o.computeThreads) throw new UserError('--threads-sweep measures every thread count: leave --compute-threads out');
-    await benchThreadSweep(o.model === 'all' ? MODEL_NAMES : [o.model], o.batchSize, o.steps, backend.name, log, o.json, o.peer);
+    await benchThreadSweep(o.model === 'all' ? MODEL_NAMES : [o.model], o.batchSize, o.steps, o.sweepRounds, backend.name, log, o.json, o.peer);
     return;
   }
+  if (program.getOptionValueSource('sweepRounds') === 'cli') throw new UserError('--sweep-rounds goes with --threads-sweep');
   if (o.model === 'all') {
     // Every model on the same thread count (the machine's default), beside the default each model gets.
     const threads: number = o.computeThreads ?? defaultComputeThreads(backend.name);
@@ -192,7 +195,7 @@ function kernelCalls(kernels: { calls: number }[]): number {
  * after ours with `peer`), and the count chosen from it; recorded for this machine, where the
  * default compute threads of npm run train come from (training/thread-choice.ts).
  */
-async function benchThreadSweep(models: string[], batchSize: number, steps: number, backend: string, log: (s: string) => void, json: boolean,
+async function benchThreadSweep(models: string[], batchSize: number, steps: number, rounds: number, backend: string, log: (s: string) => void, json: boolean,
   peer: boolean): Promise<void> {
   checkComputeThreads(2, backend); // a backend that computes on its own threads (or a GPU) has nothing to sweep
   const allotment = cpuAllotment();
@@ -204,6 +207,7 @@ async function benchThreadSweep(models: string[], batchSize: number, steps: numb
   const question = sweepQuestion(backend, batchSize);
   const measuredAt = new Date().toISOString();
   log(`\nThread sweep, batch ${batchSize}, synthetic data, median of ${steps} steps after a warm-up (3 steps, at least ${warmupSeconds()} s), ` +
+    `each cell the median of ${rounds} run${rounds === 1 ? '' : 's'} (the cells in turn each round), ` +
     `compute threads ${counts.join(', ')} (${allotment.source})${peerPython ? '; PyTorch on the same threads right after ours (ours/torch)' : ''}:\n`);
   // Split operations need the wasm backend on a shared memory; the cpu backend has only replicas.
   const splits: ComputeSplit[] = kernelThreadsAvailable() ? ['batch', 'ops'] : ['batch'];
@@ -211,31 +215,33 @@ async function benchThreadSweep(models: string[], batchSize: number, steps: numb
   const header = `${'model'.padEnd(16)}${counts.map((t) => `${t} thr`.padStart(width)).join('')}${'chosen'.padStart(12)}`;
   log(header);
   log('='.repeat(header.length));
+  type Runs = Record<string, number[]>;
   const results: Record<string, { samples_per_s: Record<string, number>; ops_samples_per_s?: Record<string, number>;
-    pytorch_samples_per_s?: Record<string, number>; chosen: number; chosen_split: ComputeSplit }> = {};
+    pytorch_samples_per_s?: Record<string, number>; chosen: number; chosen_split: ComputeSplit;
+    runs: { samples_per_s: Runs; ops_samples_per_s?: Runs; pytorch_samples_per_s?: Runs } }> = {};
   let peerInfo: Pick<PeerResult, 'torch' | 'blas'> & { python: string } | undefined;
+  const medians = (runs: Runs) => Object.fromEntries(Object.entries(runs).map(([t, v]) => [t, median(v)]));
   for (const name of models) {
-    const ours: Record<ComputeSplit, Record<string, number>> = { batch: {}, ops: {} };
-    const torch: Record<string, number> = {};
-    const cells: string[] = [];
-    for (const t of counts) {
-      const cell: string[] = [];
-      for (const split of splits) {
-        if (t === 1 && split === 'ops') { // one thread is one thread either way
-          cell.push('-');
-          continue;
+    const runs: Record<ComputeSplit | 'torch', Runs> = { batch: {}, ops: {}, torch: {} };
+    // Round by round over every cell, so that a busy minute on a shared host weighs on one run of
+    // each cell rather than on all the runs of one.
+    for (let round = 0; round < rounds; round++) {
+      for (const t of counts) {
+        for (const split of splits) {
+          if (t === 1 && split === 'ops') continue; // one thread is one thread either way
+          (runs[split][t] ??= []).push((await benchParallelTraining(name, batchSize, t, backend, 3, steps, split)).train_samples_per_s);
         }
-        ours[split][t] = (await benchParallelTraining(name, batchSize, t, backend, 3, steps, split)).train_samples_per_s;
-        cell.push(ours[split][t].toFixed(0));
+        if (peerPython) {
+          const r = runPeer(peerPython, name, { threads: t, batchSize, steps });
+          peerInfo = { python: peerPython, torch: r.torch, blas: r.blas };
+          (runs.torch[t] ??= []).push(r.train_samples_per_s);
+        }
       }
-      if (peerPython) {
-        const r = runPeer(peerPython, name, { threads: t, batchSize, steps });
-        peerInfo = { python: peerPython, torch: r.torch, blas: r.blas };
-        torch[t] = r.train_samples_per_s;
-        cell.push(torch[t].toFixed(0));
-      }
-      cells.push(cell.join(' / ').padStart(width));
     }
+    const ours: Record<ComputeSplit, Record<string, number>> = { batch: medians(runs.batch), ops: medians(runs.ops) };
+    const torch = medians(runs.torch);
+    const cells = counts.map((t) => [...splits.map((split) => (ours[split][t] === undefined ? '-' : ours[split][t].toFixed(0))),
+      ...(peerPython ? [torch[t].toFixed(0)] : [])].join(' / ').padStart(width));
     const opsMeasured = splits.includes('ops') && Object.keys(ours.ops).length > 0;
     const chosen = fastestLayout({ batch: ours.batch, ...(opsMeasured ? { ops: ours.ops } : {}) }, allotment.cpus) ?? { threads: 1, split: 'batch' as const };
     if (file) {
@@ -243,7 +249,8 @@ async function benchThreadSweep(models: string[], batchSize: number, steps: numb
         ...(opsMeasured ? { ops_samples_per_s: ours.ops } : {}) });
     }
     results[name] = { samples_per_s: ours.batch, ...(opsMeasured ? { ops_samples_per_s: ours.ops } : {}),
-      ...(peerPython ? { pytorch_samples_per_s: torch } : {}), chosen: chosen.threads, chosen_split: chosen.split };
+      ...(peerPython ? { pytorch_samples_per_s: torch } : {}), chosen: chosen.threads, chosen_split: chosen.split,
+      runs: { samples_per_s: runs.batch, ...(opsMeasured ? { ops_samples_per_s: runs.ops } : {}), ...(peerPython ? { pytorch_samples_per_s: runs.torch } : {}) } };
     const chosenCell = chosen.threads === 1 ? '1' : `${chosen.threads} ${chosen.split}`;
     log(`${name.padEnd(16)}${cells.join('')}${chosenCell.padStart(12)}`);
   }
@@ -253,7 +260,7 @@ async function benchThreadSweep(models: string[], batchSize: number, steps: numb
   log(file ? `Recorded in ${file} for ${question.machine}, ${backend}, batch ${batchSize}, ${question.software}.`
     : 'Not recorded: no home folder (set MNIST_LAB_CACHE to keep it).');
   if (json) {
-    log(JSON.stringify({ backend, batch_size: batchSize, warmup_seconds: warmupSeconds(), steps, cpus: allotment.cpus, cpus_source: allotment.source,
+    log(JSON.stringify({ backend, batch_size: batchSize, warmup_seconds: warmupSeconds(), steps, rounds, cpus: allotment.cpus, cpus_source: allotment.source,
       thread_counts: counts, measured_at: measuredAt, machine: question.machine, software: question.software, recorded_in: file ?? null,
       peer: peerInfo ?? null, threads_sweep: results }));
   }

@@ -86,13 +86,26 @@ describe('bench --threads-sweep (small steps: the code path, not the speed)', ()
   it('measures each thread count, records the sweep, and train takes its default from it', () => {
     const cache = tmpDir('thread-sweep-');
     const env = { MNIST_LAB_CACHE: cache, SLURM_CPUS_PER_TASK: '2' };
-    const r = runCli('bench', ['--model', 'cnn-small', '--threads-sweep', '--batch-size', '8', '--steps', '1', '--warmup-seconds', '0', '--backend', 'wasm', '--json'], env);
+    const r = runCli('bench', ['--model', 'cnn-small', '--threads-sweep', '--sweep-rounds', '2', '--batch-size', '8', '--steps', '1', '--warmup-seconds', '0',
+      '--backend', 'wasm', '--json'], env);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /compute threads 1, 2 \(Slurm's --cpus-per-task 2\)/);
-    const json = JSON.parse(r.stdout.trim().split('\n').pop()!) as { thread_counts: number[];
-      threads_sweep: Record<string, { samples_per_s: Record<string, number>; ops_samples_per_s?: Record<string, number>; chosen: number; chosen_split: ComputeSplit }> };
+    assert.match(r.stdout, /each cell the median of 2 runs/);
+    const json = JSON.parse(r.stdout.trim().split('\n').pop()!) as { thread_counts: number[]; rounds: number;
+      threads_sweep: Record<string, { samples_per_s: Record<string, number>; ops_samples_per_s?: Record<string, number>; chosen: number; chosen_split: ComputeSplit;
+        runs: { samples_per_s: Record<string, number[]>; ops_samples_per_s?: Record<string, number[]> } }> };
     assert.deepEqual(json.thread_counts, [1, 2]);
+    assert.equal(json.rounds, 2);
     const sweep = json.threads_sweep['cnn-small'];
+    // Each cell is the median (here the mean) of its two runs, and the runs are kept.
+    const pairs: [Record<string, number>, Record<string, number[]>][] = [[sweep.samples_per_s, sweep.runs.samples_per_s], [sweep.ops_samples_per_s!, sweep.runs.ops_samples_per_s!]];
+    for (const [figures, runs] of pairs) {
+      for (const [t, v] of Object.entries(figures)) {
+        assert.equal(runs[t].length, 2, `runs of ${t} threads`);
+        assert.ok(Math.abs(v - (runs[t][0] + runs[t][1]) / 2) < 1e-9, `${t} threads: ${v} is the median of ${runs[t]}`);
+      }
+    }
+    assert.deepEqual(Object.keys(sweep.ops_samples_per_s!), ['2'], 'split operations from 2 threads');
     assert.ok(sweep.samples_per_s['1'] > 0 && sweep.samples_per_s['2'] > 0);
     assert.ok(sweep.ops_samples_per_s!['2'] > 0, 'split operations measured too');
     assert.deepEqual({ threads: sweep.chosen, split: sweep.chosen_split },
@@ -105,5 +118,8 @@ describe('bench --threads-sweep (small steps: the code path, not the speed)', ()
     const refused = runCli('bench', ['--threads-sweep', '--compute-threads', '2'], env);
     assert.equal(refused.status, 2);
     assert.match(refused.stderr, /--threads-sweep measures every thread count: leave --compute-threads out/);
+    const alone = runCli('bench', ['--sweep-rounds', '2'], env);
+    assert.equal(alone.status, 2);
+    assert.match(alone.stderr, /--sweep-rounds goes with --threads-sweep/);
   });
 });
