@@ -7,8 +7,8 @@
  * [800 x 64] result summed over 12,544 rows at batch 64 (200,704 at 1024). tfjs-webgpu's
  * Conv2DBackpropFilter gives each of the 51,200 outputs one thread that walks all those rows
  * alone (800 threads for the first convolution): half of a Net step on lavapipe, and a GPU
- * left nearly idle. Here a workgroup computes a 32 x 32 tile of the result over one slice of
- * the rows, staging X (im2col on the fly) and dY through workgroup memory; the slices' partial
+ * left nearly idle. Here a workgroup computes a 64 x 16/32/64 tile of the result over one slice
+ * of the rows, staging X (im2col on the fly) and dY through workgroup memory; the slices' partial
  * tiles are then summed by a second dispatch in slice order, so the result is the same from
  * run to run. The bias's gradient Σ_m dY[m, co] rides along in the first pass (the workgroups
  * of the first k-tile already hold dY's rows), so a convolution's filter and bias gradients
@@ -33,7 +33,7 @@ const MIN_SLICE_ROWS = 8 * ROWS;
 const MAX_PARTIAL_BYTES = 64 << 20;
 
 /** The result tile's side along the output channels: the smallest of 16, 32, 64 that holds them, else 64. */
-export const tileChannels = (co: number): 16 | 32 | 64 => (co <= 16 ? 16 : co <= 32 ? 32 : 64);
+const tileChannels = (co: number): 16 | 32 | 64 => (co <= 16 ? 16 : co <= 32 ? 32 : 64);
 
 const PARAMS = `struct Params { n: u32, h: u32, w: u32, ci: u32, outH: u32, outW: u32, co: u32, fw: u32,
   strideH: u32, strideW: u32, padT: u32, padL: u32, k: u32, m: u32, slice: u32, tilesK: u32, stride: u32, withBias: u32 }`;
@@ -158,7 +158,7 @@ const sumFilterBiasSlices = sumSlices(true);
 interface Shapes { x: number[]; dy: number[]; filter: number[]; strides: [number, number]; pad: { top: number; left: number } }
 
 /** How the reduction of `m` rows is cut for `tiles` result tiles of `total` values each. */
-export function slicing(m: number, tiles: number, total: number): { slice: number; slices: number } {
+function slicing(m: number, tiles: number, total: number): { slice: number; slices: number } {
   const wanted = Math.max(1, Math.floor(TARGET_WORKGROUPS / tiles));
   const fitting = Math.max(1, Math.floor(MAX_PARTIAL_BYTES / (4 * total)));
   const slices = Math.min(wanted, fitting, Math.ceil(m / MIN_SLICE_ROWS));
@@ -193,7 +193,7 @@ function filterGradient(gpu: ReturnType<typeof webgpuBackend>, x: tf.TensorInfo,
   const params = uniformParams([filterSize, total, slices, groups[0] * WORKGROUP]);
   if (db) sumFilterBiasSlices.dispatch(gpu, [partial, dw, db], params, groups);
   else sumFilterSlices.dispatch(gpu, [partial, dw], params, groups);
-  (gpu as unknown as { disposeData(id: object): void }).disposeData(partial.dataId);
+  gpu.disposeData(partial.dataId);
   return db ? [dw, db] : [dw];
 }
 

@@ -44,6 +44,8 @@ export interface WebgpuBackend {
   supportTimestampQuery: boolean;
   querySet: unknown; querySetCount: number;
   makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  /** Frees a tensor's buffer, or after the pending submit when a recorded dispatch still uses it. */
+  disposeData(dataId: object): boolean;
   uploadToGPU(dataId: object): void;
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
